@@ -1,0 +1,326 @@
+"""The KILT chain client: one long-lived, reconnecting connection per process.
+
+Reads of DID documents, attestations, CTypes and web3names are batched into a single
+``state_queryStorageAt`` round trip; storage keys and decoders come from runtime metadata that
+is fetched once per runtime version (the original opens a connection and downloads metadata
+inside every login). An unreachable node fails fast with `ChainUnavailable`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from scalecodec.base import ScaleBytes
+from substrateinterface import SubstrateInterface
+from substrateinterface.exceptions import SubstrateRequestException
+from substrateinterface.storage import StorageKey
+from websocket import WebSocketException
+
+from opendid.kilt.dids import FullDid, full_did_from_account, parse_full_did
+from opendid.kilt.encoding import KILT_SS58_PREFIX, address_to_account_id, from_hex, to_hex
+from opendid.kilt.errors import ChainError, ChainUnavailable
+
+log = logging.getLogger(__name__)
+
+NAMED_ENDPOINTS = {
+    "spiritnet": "wss://spiritnet.kilt.io:443",
+    "peregrine": "wss://peregrine.kilt.io:443/",
+}
+RUNTIME_CHECK_INTERVAL = 60.0
+NETWORK_ERRORS = (WebSocketException, OSError, TimeoutError, ConnectionError, BrokenPipeError)
+
+
+def resolve_endpoint(endpoint: str) -> str:
+    """`spiritnet`, `peregrine` or a ws(s) URL, as OpenDID's `kiltEndpoint` allows."""
+    url = NAMED_ENDPOINTS.get(endpoint, endpoint)
+    if not url.startswith(("ws://", "wss://")):
+        raise ValueError(f"KILT endpoint must be spiritnet, peregrine or a ws:// URL, not {url!r}")
+    return url
+
+
+@dataclass(frozen=True)
+class DidKey:
+    """One public key of a DID document."""
+
+    id: bytes
+    type: str  # sr25519 | ed25519 | ecdsa | x25519
+    public_key: bytes
+
+
+@dataclass(frozen=True)
+class DidDocument:
+    """A full DID as stored in `Did.Did`: keys by id and by relationship."""
+
+    did: FullDid
+    authentication: DidKey
+    key_agreement: tuple[DidKey, ...]
+    assertion_method: DidKey | None
+    capability_delegation: DidKey | None
+    keys: dict[bytes, DidKey] = field(repr=False)
+    last_tx_counter: int
+
+    def key_agreement_key(self, key_id: bytes) -> DidKey | None:
+        return next((k for k in self.key_agreement if k.id == key_id), None)
+
+
+@dataclass(frozen=True)
+class Attestation:
+    """An attestation from `Attestation.Attestations(rootHash)`."""
+
+    root_hash: str
+    ctype_hash: str
+    attester: FullDid
+    revoked: bool
+
+
+@dataclass(frozen=True)
+class CType:
+    hash: str
+    creator: FullDid
+    created_at: int
+
+
+@dataclass(frozen=True)
+class LoginRecords:
+    """Everything one login reads from the chain, fetched in one round trip."""
+
+    did: DidDocument | None
+    web3name: str | None
+    attestations: dict[str, Attestation | None]
+
+
+class ChainClient:
+    """A thread-safe client for one KILT endpoint; connects lazily and reconnects with backoff."""
+
+    def __init__(self, endpoint: str, timeout: float = 5.0, max_backoff: float = 5.0) -> None:
+        self.url = resolve_endpoint(endpoint)
+        self.timeout = timeout
+        self.max_backoff = max_backoff
+        self._lock = threading.RLock()
+        self._substrate: SubstrateInterface | None = None
+        self._pid = 0
+        self._retry_at = 0.0
+        self._backoff = 0.0
+        self._runtime_checked = 0.0
+
+    # -- connection ---------------------------------------------------------------------------
+
+    @contextmanager
+    def substrate(self) -> Iterator[SubstrateInterface]:
+        """The live connection, under the client's lock; network errors become ChainUnavailable."""
+        with self._lock:
+            conn = self._connection()
+            try:
+                yield conn
+            except NETWORK_ERRORS as exc:
+                self._drop(exc)
+                raise ChainUnavailable(f"KILT node at {self.url} stopped answering") from None
+
+    def _connection(self) -> SubstrateInterface:
+        if self._substrate is not None and self._pid != os.getpid():
+            self._substrate = None  # forked (gunicorn): never share a socket with the parent
+        if self._substrate is None:
+            now = time.monotonic()
+            if now < self._retry_at:
+                raise ChainUnavailable(f"KILT node at {self.url} is unreachable (retrying soon)")
+            try:
+                conn = SubstrateInterface(
+                    url=self.url,
+                    ss58_format=KILT_SS58_PREFIX,
+                    ws_options={"timeout": self.timeout},
+                    auto_reconnect=False,
+                )
+                conn.init_runtime()
+            except (*NETWORK_ERRORS, SubstrateRequestException) as exc:
+                self._drop(exc)
+                raise ChainUnavailable(f"KILT node at {self.url} is unreachable") from None
+            self._substrate, self._pid = conn, os.getpid()
+            self._backoff, self._runtime_checked = 0.0, time.monotonic()
+            log.info("connected to KILT node %s (runtime %s)", self.url, conn.runtime_version)
+        elif time.monotonic() - self._runtime_checked > RUNTIME_CHECK_INTERVAL:
+            self._refresh_runtime(self._substrate)
+        return self._substrate
+
+    def _refresh_runtime(self, conn: SubstrateInterface) -> None:
+        """Reload metadata only when the runtime was upgraded."""
+        try:
+            version = conn.rpc_request("state_getRuntimeVersion", [])["result"]["specVersion"]
+            if version != conn.runtime_version:
+                log.info("KILT runtime upgraded %s -> %s", conn.runtime_version, version)
+                conn.init_runtime()
+        except NETWORK_ERRORS as exc:
+            self._drop(exc)
+            raise ChainUnavailable(f"KILT node at {self.url} stopped answering") from None
+        self._runtime_checked = time.monotonic()
+
+    def _drop(self, exc: BaseException) -> None:
+        if self._substrate is not None:
+            try:
+                self._substrate.close()
+            except Exception:  # closing a broken socket may fail in many ways
+                pass
+        self._substrate = None
+        self._backoff = min(max(self._backoff * 2, 0.25), self.max_backoff)
+        self._retry_at = time.monotonic() + self._backoff
+        log.warning("KILT node %s unavailable: %s (retry in %.2fs)", self.url, exc, self._backoff)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._substrate is not None:
+                self._substrate.close()
+            self._substrate = None
+
+    # -- reads --------------------------------------------------------------------------------
+
+    def _key(self, conn: SubstrateInterface, pallet: str, item: str, param: Any) -> StorageKey:
+        return StorageKey.create_from_storage_function(
+            pallet, item, [param], runtime_config=conn.runtime_config, metadata=conn.metadata
+        )
+
+    def _read(self, wanted: list[tuple[str, str, Any]]) -> list[Any]:
+        """Read several storage entries in one RPC; returns decoded values (None if absent)."""
+        with self.substrate() as conn:
+            keys = [self._key(conn, pallet, item, param) for pallet, item, param in wanted]
+            hexes = [k.to_hex() for k in keys]
+            try:
+                response = conn.rpc_request("state_queryStorageAt", [hexes])
+            except SubstrateRequestException as exc:
+                raise ChainError(f"storage read failed: {exc}") from None
+            changes: dict[str, str | None] = {}
+            for group in response["result"]:
+                for key_hex, data in group["changes"]:
+                    changes[key_hex] = data
+            values = []
+            for key, key_hex in zip(keys, hexes, strict=True):
+                data = changes.get(key_hex)
+                values.append(None if data is None else key.decode_scale_value(ScaleBytes(data)))
+            return values
+
+    def did(self, did: FullDid | str) -> DidDocument | None:
+        did = parse_full_did(did) if isinstance(did, str) else did
+        (value,) = self._read([("Did", "Did", did.address)])
+        return _did_document(did, value)
+
+    def attestation(self, root_hash: str) -> Attestation | None:
+        (value,) = self._read([("Attestation", "Attestations", root_hash)])
+        return _attestation(root_hash, value)
+
+    def web3name(self, did: FullDid | str) -> str | None:
+        did = parse_full_did(did) if isinstance(did, str) else did
+        (value,) = self._read([("Web3Names", "Names", did.address)])
+        return _web3name(value)
+
+    def web3name_owner(self, name: str) -> FullDid | None:
+        (value,) = self._read([("Web3Names", "Owner", name)])
+        if value is None or value.value is None:
+            return None
+        return full_did_from_account(address_to_account_id(value.value["owner"]))
+
+    def ctype(self, ctype_hash: str) -> CType | None:
+        (value,) = self._read([("Ctype", "Ctypes", ctype_hash)])
+        if value is None or value.value is None:
+            return None
+        entry = value.value
+        creator = full_did_from_account(address_to_account_id(entry["creator"]))
+        return CType(ctype_hash, creator, int(entry["created_at"]))
+
+    def login_records(self, did: FullDid, root_hashes: list[str]) -> LoginRecords:
+        """DID document, web3name and attestations for one login, in one round trip."""
+        wanted = [("Did", "Did", did.address), ("Web3Names", "Names", did.address)]
+        wanted += [("Attestation", "Attestations", h) for h in root_hashes]
+        values = self._read(wanted)
+        return LoginRecords(
+            did=_did_document(did, values[0]),
+            web3name=_web3name(values[1]),
+            attestations={
+                h: _attestation(h, v) for h, v in zip(root_hashes, values[2:], strict=True)
+            },
+        )
+
+    def block_number(self) -> int:
+        with self.substrate() as conn:
+            header = conn.rpc_request("chain_getHeader", [])["result"]
+            return int(header["number"], 16)
+
+    def account_nonce(self, address: str) -> int:
+        (value,) = self._read([("System", "Account", address)])
+        return 0 if value is None or value.value is None else int(value.value["nonce"])
+
+    def free_balance(self, address: str) -> int:
+        (value,) = self._read([("System", "Account", address)])
+        return 0 if value is None or value.value is None else int(value.value["data"]["free"])
+
+    def health(self) -> None:
+        """Raise `ChainUnavailable` unless the node answers now."""
+        self.block_number()
+
+
+def _did_document(did: FullDid, value: Any) -> DidDocument | None:
+    if value is None or value.value is None:
+        return None
+    details = value.value
+    keys: dict[bytes, DidKey] = {}
+    for key_id_hex, entry in _pairs(details["public_keys"]):
+        key_id = from_hex(key_id_hex, 32, "key id")
+        keys[key_id] = _did_key(key_id, entry["key"])
+
+    def lookup(key_id_hex: str | None) -> DidKey | None:
+        return None if key_id_hex is None else keys.get(from_hex(key_id_hex, 32, "key id"))
+
+    authentication = lookup(details["authentication_key"])
+    if authentication is None:
+        raise ChainError(f"DID {did} has no authentication key on chain")
+    return DidDocument(
+        did=did,
+        authentication=authentication,
+        key_agreement=tuple(
+            k for k in (lookup(h) for h in details["key_agreement_keys"]) if k is not None
+        ),
+        assertion_method=lookup(details["attestation_key"]),
+        capability_delegation=lookup(details["delegation_key"]),
+        keys=keys,
+        last_tx_counter=int(details["last_tx_counter"]),
+    )
+
+
+def _pairs(mapping: Any) -> list[tuple[str, Any]]:
+    return list(mapping.items()) if isinstance(mapping, dict) else [tuple(p) for p in mapping]
+
+
+def _did_key(key_id: bytes, key: dict[str, Any]) -> DidKey:
+    (kind, inner), = key.items()
+    (key_type, public_hex), = inner.items()
+    key_type = key_type.lower()
+    if key_type == "account":
+        key_type = "sr25519"  # an account key is an sr25519 public key in KILT's runtime
+    if isinstance(public_hex, (bytes, bytearray)):
+        public_hex = to_hex(bytes(public_hex))
+    return DidKey(id=key_id, type=key_type, public_key=from_hex(public_hex, None, "public key"))
+
+
+def _attestation(root_hash: str, value: Any) -> Attestation | None:
+    if value is None or value.value is None:
+        return None
+    entry = value.value
+    return Attestation(
+        root_hash=root_hash,
+        ctype_hash=entry["ctype_hash"],
+        attester=full_did_from_account(address_to_account_id(entry["attester"])),
+        revoked=bool(entry["revoked"]),
+    )
+
+
+def _web3name(value: Any) -> str | None:
+    if value is None or value.value is None:
+        return None
+    name = value.value
+    if isinstance(name, str) and name.startswith("0x"):
+        return bytes.fromhex(name[2:]).decode("ascii", "replace")
+    return str(name)
