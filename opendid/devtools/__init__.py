@@ -1,1 +1,1 @@
-"""Development tools: the local dev chain, its provisioning and the dev wallet. Never in production."""
+"""Development tools: the local dev chain, its provisioning, the dev wallet. Not for production."""

@@ -8,6 +8,7 @@ inside every login). An unreachable node fails fast with `ChainUnavailable`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -162,10 +163,8 @@ class ChainClient:
 
     def _drop(self, exc: BaseException) -> None:
         if self._substrate is not None:
-            try:
+            with contextlib.suppress(Exception):  # a broken socket may fail to close many ways
                 self._substrate.close()
-            except Exception:  # closing a broken socket may fail in many ways
-                pass
         self._substrate = None
         self._backoff = min(max(self._backoff * 2, 0.25), self.max_backoff)
         self._retry_at = time.monotonic() + self._backoff
@@ -203,19 +202,25 @@ class ChainClient:
                 values.append(None if data is None else key.decode_scale_value(ScaleBytes(data)))
             return values
 
+    def decode(self, pallet: str, item: str, param: Any, data: str | None) -> Any:
+        """Decode a raw storage value read elsewhere (e.g. a test vector) with our metadata."""
+        with self.substrate() as conn:
+            key = self._key(conn, pallet, item, param)
+            return None if data is None else key.decode_scale_value(ScaleBytes(data))
+
     def did(self, did: FullDid | str) -> DidDocument | None:
         did = parse_full_did(did) if isinstance(did, str) else did
         (value,) = self._read([("Did", "Did", did.address)])
-        return _did_document(did, value)
+        return did_document_from_storage(did, value)
 
     def attestation(self, root_hash: str) -> Attestation | None:
         (value,) = self._read([("Attestation", "Attestations", root_hash)])
-        return _attestation(root_hash, value)
+        return attestation_from_storage(root_hash, value)
 
     def web3name(self, did: FullDid | str) -> str | None:
         did = parse_full_did(did) if isinstance(did, str) else did
         (value,) = self._read([("Web3Names", "Names", did.address)])
-        return _web3name(value)
+        return web3name_from_storage(value)
 
     def web3name_owner(self, name: str) -> FullDid | None:
         (value,) = self._read([("Web3Names", "Owner", name)])
@@ -237,10 +242,11 @@ class ChainClient:
         wanted += [("Attestation", "Attestations", h) for h in root_hashes]
         values = self._read(wanted)
         return LoginRecords(
-            did=_did_document(did, values[0]),
-            web3name=_web3name(values[1]),
+            did=did_document_from_storage(did, values[0]),
+            web3name=web3name_from_storage(values[1]),
             attestations={
-                h: _attestation(h, v) for h, v in zip(root_hashes, values[2:], strict=True)
+                h: attestation_from_storage(h, v)
+                for h, v in zip(root_hashes, values[2:], strict=True)
             },
         )
 
@@ -262,7 +268,7 @@ class ChainClient:
         self.block_number()
 
 
-def _did_document(did: FullDid, value: Any) -> DidDocument | None:
+def did_document_from_storage(did: FullDid, value: Any) -> DidDocument | None:
     if value is None or value.value is None:
         return None
     details = value.value
@@ -295,7 +301,7 @@ def _pairs(mapping: Any) -> list[tuple[str, Any]]:
 
 
 def _did_key(key_id: bytes, key: dict[str, Any]) -> DidKey:
-    (kind, inner), = key.items()
+    (_kind, inner), = key.items()
     (key_type, public_hex), = inner.items()
     key_type = key_type.lower()
     if key_type == "account":
@@ -305,7 +311,7 @@ def _did_key(key_id: bytes, key: dict[str, Any]) -> DidKey:
     return DidKey(id=key_id, type=key_type, public_key=from_hex(public_hex, None, "public key"))
 
 
-def _attestation(root_hash: str, value: Any) -> Attestation | None:
+def attestation_from_storage(root_hash: str, value: Any) -> Attestation | None:
     if value is None or value.value is None:
         return None
     entry = value.value
@@ -317,7 +323,7 @@ def _attestation(root_hash: str, value: Any) -> Attestation | None:
     )
 
 
-def _web3name(value: Any) -> str | None:
+def web3name_from_storage(value: Any) -> str | None:
     if value is None or value.value is None:
         return None
     name = value.value

@@ -197,7 +197,8 @@ def make_presentation(
         claim = Claim.model_validate(data["claim"])
         hidden = {k for k in claim.contents if k not in selected}
         for name in hidden:
-            statement = canonical_json({f"kilt:ctype:{claim.cTypeHash}#{name}": claim.contents[name]})
+            key = f"kilt:ctype:{claim.cTypeHash}#{name}"
+            statement = canonical_json({key: claim.contents[name]})
             data["claimNonceMap"].pop(statement_digest(statement), None)
             del data["claim"]["contents"][name]
     signature = sign(signing_data(data["rootHash"], challenge))

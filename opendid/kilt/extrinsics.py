@@ -59,8 +59,12 @@ def _explain_rejection(exc: SubstrateRequestException, payer: Keypair) -> str:
     return f"the node rejected the transaction: {text}"
 
 
-def create_did(client: ChainClient, keys: DidKeys, payer: Keypair) -> bool:
-    """Create `keys.did` on chain (authentication, assertion, key agreement); False if it exists."""
+def create_did(client: ChainClient, keys: DidKeys, payer: Keypair, assertion: bool = True) -> bool:
+    """Create `keys.did` on chain; False if it exists already.
+
+    Keys: authentication, x25519 key agreement, and (for services and attesters, not for users,
+    as Sporran makes them) an assertion key.
+    """
     if client.did(keys.did) is not None:
         log.info("DID %s exists already, reusing it", keys.did)
         return False
@@ -68,7 +72,9 @@ def create_did(client: ChainClient, keys: DidKeys, payer: Keypair) -> bool:
         "did": keys.did.address,
         "submitter": payer.ss58_address,
         "new_key_agreement_keys": [[{"X25519": to_hex(keys.key_agreement_public)}]],
-        "new_attestation_key": {"Sr25519": to_hex(keys.assertion.public_key)},
+        "new_attestation_key": (
+            {"Sr25519": to_hex(keys.assertion.public_key)} if assertion else None
+        ),
         "new_delegation_key": None,
         "new_service_details": [],
     }

@@ -1,0 +1,41 @@
+# `make test` and `make demo` do all set-up on a fresh machine (Python venv, npm, chromium).
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+PYTHON ?= python3
+
+.PHONY: test demo lint bench clean deps chromium
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements-dev.txt
+	$(VENV)/bin/pip install -q --disable-pip-version-check --no-deps -e .
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	@echo "installing chopsticks (npm, about a minute the first time)..."
+	npm ci --no-audit --no-fund
+	touch $@
+
+chromium:
+	@command -v chromium >/dev/null || { \
+	  echo "installing Debian's chromium for the browser tests..."; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+deps: $(VENV)/.installed node_modules/.installed chromium
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+
+test: deps lint
+	$(PY) -m pytest
+
+demo: $(VENV)/.installed node_modules/.installed
+	$(PY) -m opendid.devtools.demo
+
+bench: deps
+	$(PY) -m opendid.bench chain
+	$(PY) -m opendid.bench logins
+
+clean:
+	rm -rf $(VENV) node_modules test-output instance/dev

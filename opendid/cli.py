@@ -1,0 +1,152 @@
+"""The `opendid` command: serve, setup, devchain."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+import click
+from substrateinterface import Keypair
+
+from opendid.kilt.chain import ChainClient, resolve_endpoint
+from opendid.kilt.errors import ChainError, ChainUnavailable
+from opendid.kilt.keys import sr25519_keypair
+
+
+def _logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("substrateinterface").setLevel(logging.WARNING)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", is_flag=True, help="Log debug output.")
+def main(verbose: bool) -> None:
+    """OpenDID: an OpenID Connect provider that logs people in with their KILT DID."""
+    _logging(verbose)
+
+
+def read_payer(payer_file: Path | None) -> Keypair:
+    """The payer's secret from a file, OPENDID_PAYER_MNEMONIC or a hidden prompt, never argv."""
+    if payer_file is not None:
+        secret = payer_file.read_text().strip()
+    elif os.environ.get("OPENDID_PAYER_MNEMONIC"):
+        secret = os.environ["OPENDID_PAYER_MNEMONIC"].strip()
+    elif sys.stdin.isatty():
+        secret = click.prompt("Payer mnemonic", hide_input=True).strip()
+    else:
+        raise click.UsageError(
+            "give the payer's mnemonic with --payer-file or OPENDID_PAYER_MNEMONIC"
+        )
+    phrase = secret.split("//", 1)[0].strip()
+    if not phrase.startswith("0x") and not Keypair.validate_mnemonic(phrase):
+        raise click.BadParameter("the payer secret is not a valid BIP39 mnemonic",
+                                 param_hint="payer")
+    try:
+        return sr25519_keypair(secret)
+    except ValueError as exc:
+        raise click.BadParameter(f"the payer secret is not usable: {exc}",
+                                 param_hint="payer") from None
+
+
+@main.command()
+@click.option("--endpoint", default="peregrine", show_default=True,
+              help="spiritnet, peregrine or a ws:// URL of a KILT node.")
+@click.option("--payer-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="File holding the payer account's mnemonic (pays fees and the DID deposit).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("instance"), show_default=True,
+              help="Folder for config.yaml and secrets.json.")
+@click.option("--origin", default="http://localhost:3001", show_default=True,
+              help="Public URL of this service (OIDC issuer, domain linkage origin).")
+def setup(endpoint: str, payer_file: Path | None, out_dir: Path, origin: str) -> None:
+    """Create the service's DID on chain and write config.yaml plus a secrets file."""
+    from opendid.provisioning import setup_service
+
+    try:
+        url = resolve_endpoint(endpoint)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--endpoint") from None
+    payer = read_payer(payer_file)
+    client = ChainClient(url, timeout=10)
+    try:
+        if client.free_balance(payer.ss58_address) == 0:
+            raise click.ClickException(
+                f"the payer account {payer.ss58_address} has no funds on {url}: fund it first"
+            )
+        result = setup_service(client, payer, out_dir, endpoint, origin)
+    except ChainUnavailable as exc:
+        raise click.ClickException(f"{exc}: check --endpoint and your network") from None
+    except ChainError as exc:
+        raise click.ClickException(str(exc)) from None
+    verb = "created" if result.created else "reused"
+    click.echo(f"DID {result.keys.did} {verb}")
+    click.echo(f"config:  {result.config_path} (mode 0600)")
+    click.echo(f"secrets: {result.secrets_path} (mode 0600; back it up, it restores the DID keys)")
+
+
+@main.group(invoke_without_command=True)
+@click.option("--port", type=int, default=9944, show_default=True, help="Port to listen on.")
+@click.option("--spec", default=None,
+              help="Chain spec path or URL (default: OPENDID_CHAIN_SPEC or the RILT spec).")
+@click.pass_context
+def devchain(ctx: click.Context, port: int, spec: str | None) -> None:
+    """Run a local KILT dev chain (chopsticks) until Ctrl-C."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from opendid.devtools.devchain import DevChain, DevChainError
+
+    chain = DevChain(port=port, spec=spec)
+    try:
+        chain.start()
+    except DevChainError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"dev chain running at {chain.url} (Ctrl-C stops it)")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        assert chain.process is not None
+        chain.process.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        chain.stop()
+        click.echo("dev chain stopped")
+
+
+@devchain.command("provision")
+@click.option("--endpoint", default="ws://127.0.0.1:9944", show_default=True,
+              help="ws:// URL of the dev chain.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("instance/dev"), show_default=True,
+              help="Folder for config.yaml, wallet.json and state.json.")
+@click.option("--origin", default="http://localhost:3001", show_default=True,
+              help="Public URL of the OpenDID service.")
+@click.option("--redirect-url", "redirect_urls", multiple=True,
+              default=["http://localhost:1606/callback"], show_default=True,
+              help="Redirect URL of the demo client (repeatable).")
+def devchain_provision(endpoint: str, out_dir: Path, origin: str,
+                       redirect_urls: tuple[str, ...]) -> None:
+    """Fund accounts and create DIDs, CType, credentials and a web3name on the dev chain."""
+    from opendid.devtools.provision import Identities, provision
+
+    client = ChainClient(endpoint, timeout=10)
+    try:
+        state = provision(client, out_dir, Identities.fresh(), origin, list(redirect_urls))
+    except ChainUnavailable as exc:
+        raise click.ClickException(f"{exc}: is `opendid devchain` running?") from None
+    except ChainError as exc:
+        raise click.ClickException(str(exc)) from None
+    summary = {k: state[k] for k in ("service", "attester", "user", "ctype", "config", "wallet")}
+    summary["service"] = state["service"]["did"]
+    summary["attester"] = state["attester"]["did"]
+    click.echo(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,179 @@
+"""One typed configuration object, loaded from OpenDID's `config.yaml` (camelCase) unchanged.
+
+A config error names the file, the key and what is wrong. `production: true` refuses weak or
+default secrets. This project's additions are optional: top-level `issuer`, `chainSpec`, and per
+client `idTokenSignedResponseAlg`.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from opendid.kilt.chain import resolve_endpoint
+
+KNOWN_WEAK_SECRETS = {
+    "super-secret-jwt-secret",
+    "insecure_client_secret",
+    "secret",
+    "changeme",
+}
+SAMPLE_NACL_SECRET = "0x27aa850a5424659706705b9b5d9126e3437274710823a17f8276682c296a7af2"
+JWT_ALGORITHMS = ("HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384")
+ID_TOKEN_ALGORITHMS = ("RS256", "ES256", "EdDSA")
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message says where and why."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+
+class SessionConfig(_Model):
+    sessionKey: str = ""
+    keyUri: str
+    naclSecretKey: str
+    naclPublicKey: str
+    sessionTtl: int = Field(default=3600, gt=0)
+
+
+class JwtConfig(_Model):
+    tokenIssuer: str
+    algorithm: Literal[JWT_ALGORITHMS] = "HS256"  # type: ignore[valid-type]
+    secretKey: str
+    publicKey: str = ""
+    accessTokenLifetime: int = Field(default=60, gt=0)
+    accessTokenAudience: str = "application"
+    refreshTokenLifetime: int = Field(default=600, gt=0)
+    refreshTokenAudience: str = "authentication"
+
+
+class WellKnownDidConfig(_Model):
+    did: str
+    keyUri: str
+    origin: str
+    seed: str
+
+
+class Requirement(_Model):
+    cTypeHash: str
+    trustedAttesters: list[str] = Field(default_factory=list)
+    requiredProperties: list[str] = Field(default_factory=list)
+
+
+class ClientConfig(_Model):
+    requirements: list[Requirement] = Field(default_factory=list)
+    redirectUrls: list[str] = Field(default_factory=list)
+    clientSecret: str | None = None
+    checksDirectory: str | None = None
+    idTokenSignedResponseAlg: Literal[ID_TOKEN_ALGORITHMS] | None = None  # type: ignore[valid-type]
+
+
+class Config(_Model):
+    host: str = "0.0.0.0"
+    port: int = 3001
+    production: bool = False
+    kiltEndpoint: str = "spiritnet"
+    basePath: str | None = None
+    session: SessionConfig
+    jwt: JwtConfig
+    wellKnownDid: WellKnownDidConfig
+    clients: dict[str, ClientConfig] = Field(default_factory=dict)
+    etcd: dict[str, Any] | None = None
+    issuer: str | None = None
+    displayName: str = "OpenDID"
+
+    @field_validator("kiltEndpoint")
+    @classmethod
+    def _endpoint(cls, value: str) -> str:
+        resolve_endpoint(value)
+        return value
+
+    @property
+    def chain_url(self) -> str:
+        return resolve_endpoint(self.kiltEndpoint)
+
+    @property
+    def oidc_issuer(self) -> str:
+        return (self.issuer or self.wellKnownDid.origin).rstrip("/")
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Load and check a config file; every problem is a `ConfigError` naming file and key."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys")
+    try:
+        config = Config.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"])
+        raise ConfigError(f"{path}: key '{key}': {err['msg']}") from None
+    except ValueError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    _check(config, path)
+    return config
+
+
+def _check(config: Config, path: Path) -> None:
+    if config.etcd:
+        raise ConfigError(
+            f"{path}: key 'etcd': etcd client sources are not supported yet; "
+            "list the clients under 'clients' instead"
+        )
+    for client_id, client in config.clients.items():
+        if client.checksDirectory:
+            raise ConfigError(
+                f"{path}: key 'clients.{client_id}.checksDirectory': Rhai login checks are not "
+                "supported yet; remove the key (the client would otherwise skip its policy)"
+            )
+        if not client.redirectUrls:
+            raise ConfigError(f"{path}: key 'clients.{client_id}.redirectUrls': list at least one")
+    if config.jwt.algorithm.startswith(("RS", "ES")) and "PRIVATE KEY" not in config.jwt.secretKey:
+        raise ConfigError(
+            f"{path}: key 'jwt.secretKey': {config.jwt.algorithm} needs a PEM private key"
+        )
+    if config.production:
+        _check_production(config, path)
+
+
+def _check_production(config: Config, path: Path) -> None:
+    problems = []
+    if config.jwt.algorithm.startswith("HS") and (
+        config.jwt.secretKey in KNOWN_WEAK_SECRETS or len(config.jwt.secretKey) < 32
+    ):
+        problems.append("'jwt.secretKey' is a default or shorter than 32 characters")
+    if config.session.naclSecretKey.lower() == SAMPLE_NACL_SECRET:
+        problems.append("'session.naclSecretKey' is the public sample key")
+    for client_id, client in config.clients.items():
+        secret = client.clientSecret
+        if secret is not None and (secret in KNOWN_WEAK_SECRETS or len(secret) < 16):
+            problems.append(f"'clients.{client_id}.clientSecret' is a default or too short")
+    if problems:
+        raise ConfigError(f"{path}: production: true refuses weak secrets: " + "; ".join(problems))
+
+
+def write_config(path: Path, data: dict[str, Any]) -> None:
+    """Write a config (it holds secrets: mode 0600, created that way, never world-readable)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        yaml.safe_dump(data, handle, sort_keys=False)
+    os.chmod(path, 0o600)
+
+
+def generate_secret(length: int = 32) -> str:
+    return secrets.token_urlsafe(length)

@@ -1,0 +1,124 @@
+"""The dev chain: chopsticks running the real KILT runtime from a chain spec, offline.
+
+Used by `opendid devchain`, `make demo` and the pytest session fixture. Chain state lives in
+memory: every start is a fresh chain.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import requests
+
+log = logging.getLogger(__name__)
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+CHOPSTICKS = PROJECT_ROOT / "node_modules" / ".bin" / "chopsticks"
+UPSTREAM_CHAIN_SPEC = (
+    "https://raw.githubusercontent.com/KILTprotocol/kilt-node/"
+    "03f12bbcc3c2541ae91aa0070b11603866637ba9/chainspecs/rilt/peregrine-rilt.json"
+)
+
+
+class DevChainError(RuntimeError):
+    """The dev chain could not be installed or started."""
+
+
+def chain_spec() -> str:
+    """`OPENDID_CHAIN_SPEC`, else ../shared/kilt/peregrine-rilt.json when present, else upstream."""
+    configured = os.environ.get("OPENDID_CHAIN_SPEC")
+    if configured:
+        return configured
+    local = PROJECT_ROOT.parent / "shared" / "kilt" / "peregrine-rilt.json"
+    return str(local) if local.exists() else UPSTREAM_CHAIN_SPEC
+
+
+def ensure_installed() -> None:
+    """Install the pinned chopsticks (package.json) when it is missing; npm shows progress."""
+    if CHOPSTICKS.exists():
+        return
+    npm = shutil.which("npm")
+    if npm is None:
+        raise DevChainError("npm is needed for the dev chain: install Node.js 20+ and npm")
+    log.info("installing chopsticks with npm (about a minute the first time)...")
+    lock = PROJECT_ROOT / "package-lock.json"
+    command = [npm, "ci" if lock.exists() else "install", "--no-audit", "--no-fund"]
+    if subprocess.run(command, cwd=PROJECT_ROOT, check=False).returncode != 0:
+        raise DevChainError("npm could not install chopsticks (see the output above)")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class DevChain:
+    """A chopsticks process on a local port; `with DevChain() as chain:` starts and stops it."""
+
+    def __init__(self, port: int | None = None, spec: str | None = None,
+                 log_file: Path | None = None) -> None:
+        self.port = port or free_port()
+        self.spec = spec or chain_spec()
+        self.log_file = log_file
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 120.0) -> DevChain:
+        ensure_installed()
+        command = [str(CHOPSTICKS), f"--chain-spec={self.spec}", f"--port={self.port}",
+                   "--build-block-mode=Instant"]
+        output = open(self.log_file, "wb") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
+        self.process = subprocess.Popen(
+            command, cwd=PROJECT_ROOT, stdout=output, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self._wait(timeout)
+        log.info("dev chain ready at %s", self.url)
+        return self
+
+    def _wait(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        http = f"http://127.0.0.1:{self.port}"
+        body = {"jsonrpc": "2.0", "id": 1, "method": "system_chain", "params": []}
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise DevChainError(
+                    f"chopsticks exited with {self.process.returncode}"
+                    + (f"; see {self.log_file}" if self.log_file else "")
+                )
+            try:
+                if requests.post(http, json=body, timeout=2).ok:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.3)
+        self.stop()
+        raise DevChainError(f"chopsticks did not answer on port {self.port} within {timeout:.0f}s")
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def __enter__(self) -> DevChain:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

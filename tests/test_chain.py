@@ -1,0 +1,169 @@
+"""The chain client against the live dev chain, compared with the SDK's reads of the same state."""
+
+import socket
+import threading
+import time
+
+import pytest
+
+from opendid.devtools.devchain import DevChain
+from opendid.kilt.chain import (
+    ChainClient,
+    attestation_from_storage,
+    did_document_from_storage,
+    resolve_endpoint,
+    web3name_from_storage,
+)
+from opendid.kilt.dids import parse_full_did
+from opendid.kilt.encoding import from_hex, to_hex
+from opendid.kilt.errors import ChainUnavailable
+
+
+def _assert_document_matches_sdk(document, sdk):
+    assert to_hex(document.authentication.id) == sdk["authentication"][0]["id"][1:]
+    assert to_hex(document.authentication.public_key) == sdk["authentication"][0]["publicKey"]
+    assert document.authentication.type == sdk["authentication"][0]["type"]
+    assert [(to_hex(k.id), to_hex(k.public_key)) for k in document.key_agreement] == [
+        (k["id"][1:], k["publicKey"]) for k in sdk.get("keyAgreement", [])]
+    assertion = sdk.get("assertionMethod")
+    if assertion:
+        assert to_hex(document.assertion_method.id) == assertion[0]["id"][1:]
+        assert to_hex(document.assertion_method.public_key) == assertion[0]["publicKey"]
+    else:
+        assert document.assertion_method is None
+
+
+@pytest.mark.parametrize("entry", ["didUser", "didOpendid", "didAttester"])
+def test_raw_did_records_of_the_sdk_decode_like_the_sdk(chain, vectors, entry):
+    record = vectors["chain-storage"]["entries"][entry]
+    did = parse_full_did(record["args"][0])
+    value = chain.decode("Did", "Did", did.address, record["scale"])
+    document = did_document_from_storage(did, value)
+    _assert_document_matches_sdk(document, record["sdk"])
+    assert document.last_tx_counter == record["sdk"]["lastTxCounter"]
+
+
+@pytest.mark.parametrize("entry", ["didUser", "didOpendid", "didAttester"])
+def test_live_did_documents_match_the_vectors(chain, provisioned, vectors, entry):
+    record = vectors["chain-storage"]["entries"][entry]
+    document = chain.did(record["args"][0])
+    assert document is not None
+    _assert_document_matches_sdk(document, record["sdk"])
+
+
+def test_storage_keys_match_the_vectors(chain, vectors):
+    record = vectors["chain-storage"]["entries"]["attestation"]
+    with chain.substrate() as conn:
+        key = chain._key(conn, "Attestation", "Attestations", record["args"][0])
+    assert key.to_hex() == record["key"]
+
+
+def test_attestation_live_and_raw_match_the_vectors(chain, provisioned, vectors):
+    record = vectors["chain-storage"]["entries"]["attestation"]
+    root = record["args"][0]
+    expected = record["polkadotJs"]
+    raw = attestation_from_storage(root, chain.decode("Attestation", "Attestations", root,
+                                                      record["scale"]))
+    live = chain.attestation(root)
+    for attestation in (raw, live):
+        assert attestation.ctype_hash == expected["ctypeHash"]
+        assert attestation.attester.address == expected["attester"]
+        assert attestation.revoked is False
+
+
+def test_web3name_ctype_and_missing_did(chain, provisioned, vectors):
+    entries = vectors["chain-storage"]["entries"]
+    user = entries["web3NameOfUser"]["args"][0]
+    assert chain.web3name(user) == entries["web3NameOfUser"]["sdk"]
+    raw = chain.decode("Web3Names", "Names", parse_full_did(user).address,
+                       entries["web3NameOfUser"]["scale"])
+    assert web3name_from_storage(raw) == "peer-suite-user"
+    assert chain.web3name_owner("peer-suite-user").uri == user
+    ctype = chain.ctype(entries["ctype"]["args"][0])
+    assert ctype.creator.address == entries["ctype"]["polkadotJs"]["creator"]
+    missing = entries["didUserNotFound"]["args"][0].split(" ")[0]
+    assert chain.did(missing) is None
+    assert chain.attestation("0x" + "00" * 32) is None
+
+
+def test_login_records_are_one_round_trip(chain, provisioned):
+    user = parse_full_did(provisioned["user"]["did"])
+    root = provisioned["credentials"]["trusted"]["rootHash"]
+    calls = []
+    with chain.substrate() as conn:
+        original = conn.rpc_request
+
+        def counting(method, params, *args, **kwargs):
+            calls.append(method)
+            return original(method, params, *args, **kwargs)
+
+        conn.rpc_request = counting
+    try:
+        records = chain.login_records(user, [root])
+    finally:
+        with chain.substrate() as conn:
+            del conn.rpc_request
+    assert calls == ["state_queryStorageAt"]
+    assert records.did is not None and records.web3name == provisioned["user"]["web3name"]
+    assert records.attestations[root].attester.uri == provisioned["attester"]["did"]
+
+
+def test_named_endpoints_resolve():
+    assert resolve_endpoint("spiritnet") == "wss://spiritnet.kilt.io:443"
+    assert resolve_endpoint("peregrine") == "wss://peregrine.kilt.io:443/"
+    assert resolve_endpoint("ws://127.0.0.1:1") == "ws://127.0.0.1:1"
+    with pytest.raises(ValueError):
+        resolve_endpoint("http://example.org")
+
+
+def test_unreachable_node_fails_fast_and_then_immediately():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    client = ChainClient(f"ws://127.0.0.1:{port}", timeout=1)
+    started = time.monotonic()
+    with pytest.raises(ChainUnavailable):
+        client.did("did:kilt:4rjJKb7pwS6MMqtyy2bwu9T3UjKWH76UWTBZXKnWBcQqTh6H")
+    with pytest.raises(ChainUnavailable):
+        client.block_number()
+    assert time.monotonic() - started < 3
+
+
+def test_a_node_that_never_answers_does_not_hang_a_read():
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    accepted = []
+    threading.Thread(target=lambda: accepted.append(server.accept()), daemon=True).start()
+    client = ChainClient(f"ws://127.0.0.1:{server.getsockname()[1]}", timeout=1)
+    started = time.monotonic()
+    with pytest.raises(ChainUnavailable):
+        client.block_number()
+    assert time.monotonic() - started < 5
+    server.close()
+
+
+def test_client_reconnects_when_the_node_comes_back(output_dir):
+    chain = DevChain(log_file=output_dir / "chopsticks-restart.log").start()
+    client = ChainClient(chain.url, timeout=2, max_backoff=0.5)
+    try:
+        assert client.block_number() >= 0
+        chain.stop()
+        with pytest.raises(ChainUnavailable):
+            client.block_number()
+        chain.start()
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                assert client.block_number() >= 0
+                break
+            except ChainUnavailable:
+                assert time.monotonic() < deadline, "client did not reconnect"
+                time.sleep(0.2)
+    finally:
+        client.close()
+        chain.stop()
+
+
+def test_hex_helpers_used_by_the_client():
+    assert from_hex(to_hex(b"\x00\x01")) == b"\x00\x01"
