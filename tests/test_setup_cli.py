@@ -1,0 +1,106 @@
+"""`opendid setup` and `opendid devchain provision` through the real CLI on the dev chain."""
+
+import stat
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from opendid.cli import main
+from opendid.config import load_config
+from opendid.devtools.funding import fund
+from opendid.kilt.keys import DidKeys, sr25519_keypair
+
+
+@pytest.fixture()
+def payer_file(tmp_path):
+    mnemonic = DidKeys.generate().mnemonic
+    path = tmp_path / "payer.txt"
+    path.write_text(mnemonic + "\n")
+    return path, sr25519_keypair(mnemonic)
+
+
+def _setup(chain_url, payer_path, out, env=None):
+    args = ["setup", "--endpoint", chain_url, "--out", str(out),
+            "--origin", "https://login.example.org"]
+    if payer_path is not None:
+        args += ["--payer-file", str(payer_path)]
+    return CliRunner().invoke(main, args, env=env or {}, catch_exceptions=False)
+
+
+def test_setup_creates_the_did_and_writes_a_loadable_config(chain, chain_url, payer_file,
+                                                            tmp_path):
+    path, payer = payer_file
+    fund(chain, payer.ss58_address)
+    out = tmp_path / "svc"
+    result = _setup(chain_url, path, out)
+    assert result.exit_code == 0, result.output
+    assert "created" in result.output
+    config = load_config(out / "config.yaml")
+    document = chain.did(config.wellKnownDid.did)
+    assert document is not None
+    assert config.session.keyUri.endswith(document.key_agreement[0].id.hex())
+    assert config.wellKnownDid.keyUri.endswith(document.assertion_method.id.hex())
+    assert config.oidc_issuer == "https://login.example.org"
+    for name in ("config.yaml", "secrets.json"):
+        assert stat.S_IMODE((out / name).stat().st_mode) == 0o600
+    assert path.read_text().strip() not in (out / "config.yaml").read_text().split("//")[0]
+
+    again = _setup(chain_url, path, out)
+    assert again.exit_code == 0, again.output
+    assert "reused" in again.output
+    assert yaml.safe_load((out / "config.yaml").read_text())["wellKnownDid"]["did"] == (
+        config.wellKnownDid.did)
+
+
+def test_setup_reads_the_payer_from_the_environment(chain, chain_url, tmp_path):
+    mnemonic = DidKeys.generate().mnemonic
+    fund(chain, sr25519_keypair(mnemonic).ss58_address)
+    result = _setup(chain_url, None, tmp_path / "env", env={"OPENDID_PAYER_MNEMONIC": mnemonic})
+    assert result.exit_code == 0, result.output
+
+
+def test_setup_refuses_an_unfunded_payer(chain_url, payer_file, tmp_path):
+    path, payer = payer_file
+    result = _setup(chain_url, path, tmp_path / "unfunded")
+    assert result.exit_code != 0
+    assert "no funds" in result.output and payer.ss58_address in result.output
+    assert not (tmp_path / "unfunded" / "config.yaml").exists()
+
+
+def test_setup_refuses_a_bad_mnemonic(chain_url, tmp_path):
+    path = tmp_path / "bad.txt"
+    path.write_text("not a mnemonic at all")
+    result = _setup(chain_url, path, tmp_path / "bad")
+    assert result.exit_code != 0
+    assert "not a valid BIP39 mnemonic" in result.output
+
+
+def test_setup_reports_an_unreachable_endpoint(payer_file, tmp_path):
+    path, _ = payer_file
+    result = _setup("ws://127.0.0.1:9", path, tmp_path / "down")
+    assert result.exit_code != 0
+    assert "unreachable" in result.output
+
+
+def test_setup_without_payer_and_without_tty_explains(chain_url, tmp_path):
+    result = _setup(chain_url, None, tmp_path / "none")
+    assert result.exit_code != 0
+    assert "--payer-file" in result.output
+
+
+def test_devchain_provision_command_writes_wallet_and_config(chain, chain_url, tmp_path):
+    out = tmp_path / "dev"
+    result = CliRunner().invoke(main, ["devchain", "provision", "--endpoint", chain_url,
+                                       "--out", str(out)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    config = load_config(out / "config.yaml")
+    assert "demo-client" in config.clients
+    assert (out / "wallet.json").exists() and (out / "state.json").exists()
+
+
+@pytest.mark.parametrize("command", [[], ["setup"], ["devchain"], ["devchain", "provision"]])
+def test_every_command_has_help(command):
+    result = CliRunner().invoke(main, [*command, "--help"])
+    assert result.exit_code == 0
+    assert "Usage" in result.output
