@@ -56,6 +56,33 @@ def read_payer(payer_file: Path | None) -> Keypair:
 
 
 @main.command()
+@click.option("--config", "config_path", envvar="OPENDID_CONFIG", required=True,
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="OpenDID config.yaml (or set OPENDID_CONFIG).")
+@click.option("--dev", is_flag=True, envvar="OPENDID_DEV",
+              help="Enable the dev wallet and dev-only endpoints (refused in production).")
+@click.option("--host", default=None, help="Address to bind (default: the config's host).")
+@click.option("--port", type=int, default=None, help="Port (default: the config's port).")
+@click.option("--workers", type=int, default=2, show_default=True, help="gunicorn workers.")
+def serve(config_path: Path, dev: bool, host: str | None, port: int | None, workers: int) -> None:
+    """Run the OpenID provider under gunicorn."""
+    from opendid.config import ConfigError, load_config
+    from opendid.server import run
+
+    try:
+        config = load_config(config_path)
+        if dev and config.production:
+            raise ConfigError(f"{config_path}: --dev is refused with production: true")
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    if dev:
+        os.environ["OPENDID_DEV"] = "1"
+    bind = f"{host or config.host}:{port or config.port}"
+    click.echo(f"OpenDID on http://{bind} (issuer {config.oidc_issuer}){' [dev]' if dev else ''}")
+    run(config_path, bind, workers, dev)
+
+
+@main.command()
 @click.option("--endpoint", default="peregrine", show_default=True,
               help="spiritnet, peregrine or a ws:// URL of a KILT node.")
 @click.option("--payer-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import nacl.public
+from substrateinterface import Keypair
 
 from opendid.kilt.chain import ChainClient
 from opendid.kilt.credentials import Credential, make_presentation
@@ -25,7 +26,7 @@ from opendid.kilt.crypto import box_encrypt
 from opendid.kilt.dids import make_light_did, parse_key_uri
 from opendid.kilt.encoding import from_hex, to_hex
 from opendid.kilt.errors import InvalidMessage
-from opendid.kilt.keys import DidKeys, sr25519_keypair
+from opendid.kilt.keys import DidKeys
 from opendid.kilt.messages import (
     CTypeRequirement,
     open_json,
@@ -88,7 +89,7 @@ class Wallet:
         key = document.key_agreement_key(key_uri.key_id) if document else None
         if key is None:
             raise InvalidMessage(f"the dApp key {dapp_key_uri} is not on chain")
-        auth = sr25519_keypair(to_hex(os.urandom(32)))
+        auth = Keypair.create_from_seed(os.urandom(32).hex(), ss58_format=38)
         secret = bytes(nacl.public.PrivateKey.generate())
         light = make_light_did("sr25519", auth.public_key, _public(secret))
         ciphertext, nonce = box_encrypt(from_hex(challenge, 32, "challenge"), secret,

@@ -1,0 +1,75 @@
+"""The Flask application factory: `create_app(config)`; gunicorn uses `wsgi.py`."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from flask import Flask
+from flask_session import Session
+from flask_sqlalchemy import SQLAlchemy
+
+from opendid.config import Config, ConfigError, load_config
+from opendid.kilt.chain import ChainClient
+from opendid.services import build_services
+from opendid.web import api, errors, pages, wellknown
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+MAX_BODY = 64 * 1024
+
+
+def create_app(config: Config | str | os.PathLike[str] | None = None, *, dev: bool | None = None,
+               instance_path: str | os.PathLike[str] | None = None,
+               chain: ChainClient | None = None,
+               wallet_path: str | os.PathLike[str] | None = None) -> Flask:
+    """Build the app. `config` is a Config or a path (default: $OPENDID_CONFIG)."""
+    if config is None:
+        path = os.environ.get("OPENDID_CONFIG")
+        if not path:
+            raise ConfigError("no config: pass --config or set OPENDID_CONFIG")
+        config = path
+    if not isinstance(config, Config):
+        config = load_config(config)
+    dev = dev if dev is not None else os.environ.get("OPENDID_DEV") == "1"
+    if dev and config.production:
+        raise ConfigError("dev mode (--dev / OPENDID_DEV=1) is refused with production: true")
+    wallet = wallet_path or os.environ.get("OPENDID_WALLET")
+
+    instance = Path(instance_path or os.environ.get("OPENDID_INSTANCE")
+                    or PROJECT_ROOT / "instance")
+    instance.mkdir(parents=True, exist_ok=True)
+    app = Flask(__name__, instance_path=str(instance.resolve()),
+                template_folder=str(PROJECT_ROOT / "templates"),
+                static_folder=str(PROJECT_ROOT / "static"))
+    app.config.update(
+        SECRET_KEY=config.session.sessionKey or os.urandom(64).hex(),
+        MAX_CONTENT_LENGTH=MAX_BODY,
+        SESSION_TYPE="sqlalchemy",
+        SESSION_PERMANENT=True,
+        PERMANENT_SESSION_LIFETIME=config.session.sessionTtl,
+        SESSION_COOKIE_NAME="opendid",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=config.production,
+        SESSION_SQLALCHEMY_TABLE="sessions",
+        SESSION_CLEANUP_N_REQUESTS=1000,
+        SQLALCHEMY_DATABASE_URI=f"sqlite:///{instance.resolve() / 'sessions.db'}",
+        SQLALCHEMY_ENGINE_OPTIONS={"connect_args": {"timeout": 10}},
+    )
+    app.config["SESSION_SQLALCHEMY"] = SQLAlchemy(app)
+    Session(app)
+
+    services = build_services(config, instance, dev=bool(dev), chain=chain,
+                              wallet_path=Path(wallet) if wallet else None)
+    services.provider.init_app(app)
+    app.extensions["opendid"] = services
+
+    app.register_blueprint(api.bp)
+    app.register_blueprint(wellknown.bp)
+    app.register_blueprint(pages.bp)
+    errors.register(app)
+    logging.getLogger(__name__).info(
+        "OpenDID ready: issuer %s, chain %s, %d clients%s", config.oidc_issuer, config.chain_url,
+        len(config.clients), ", DEV MODE" if dev else "")
+    return app

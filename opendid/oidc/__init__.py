@@ -1,0 +1,1 @@
+"""The OpenID provider on authlib: grants, token minting, discovery, JWKS, userinfo."""

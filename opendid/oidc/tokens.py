@@ -1,0 +1,99 @@
+"""Minting and checking tokens, in OpenDID's style or as standard OIDC tokens.
+
+OpenDID-style clients (no `idTokenSignedResponseAlg`) get the original's tokens: the config's
+algorithm and key, `iss` = `jwt.tokenIssuer`. Standard clients get ID tokens signed with the
+JWKS key of their algorithm, `iss` = the OIDC issuer, `aud` = their client id, plus
+`auth_time` and `at_hash`. Both carry OpenDID's `w3n` and `pro`.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from authlib.oidc.core.util import create_half_hash
+from joserfc import jwt
+
+from opendid.config import Config
+from opendid.login.identity import Identity
+from opendid.oidc.keys import KeyRing, config_key
+from opendid.store.clients import ClientRecord
+
+
+@dataclass(frozen=True)
+class Minted:
+    token: str
+    jti: str
+    lifetime: int
+
+
+class TokenService:
+    def __init__(self, config: Config, keyring: KeyRing) -> None:
+        self.config = config
+        self.keyring = keyring
+        self._config_key = config_key(config.jwt)
+
+    def _sign(self, claims: dict[str, Any], client: ClientRecord) -> str:
+        if client.is_standard:
+            alg = str(client.id_token_alg)
+            key = self.keyring.signing_key(alg)
+            header = {"alg": alg, "typ": "JWT", "kid": key.kid}
+        else:
+            alg = self.config.jwt.algorithm
+            key = self._config_key
+            header = {"alg": alg, "typ": "JWT"}
+        return jwt.encode(header, claims, key, algorithms=[alg])
+
+    def _issuer(self, client: ClientRecord) -> str:
+        return self.config.oidc_issuer if client.is_standard else self.config.jwt.tokenIssuer
+
+    def id_token(self, client: ClientRecord, identity: Identity, nonce: str | None,
+                 access_token: str | None = None, code: str | None = None) -> str:
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "iss": self._issuer(client),
+            "sub": identity.did,
+            "iat": now,
+            "exp": now + self.config.jwt.accessTokenLifetime,
+            "w3n": identity.web3name or "",
+            "pro": identity.properties,
+        }
+        if nonce is not None:
+            claims["nonce"] = nonce
+        if client.is_standard:
+            alg = str(client.id_token_alg)
+            claims["aud"] = client.client_id
+            claims["auth_time"] = identity.auth_time or now
+            if access_token:
+                claims["at_hash"] = create_half_hash(access_token, alg).decode()
+            if code:
+                claims["c_hash"] = create_half_hash(code, alg).decode()
+        else:
+            claims["aud"] = self.config.jwt.accessTokenAudience
+        return self._sign(claims, client)
+
+    def _bearer(self, client: ClientRecord, identity: Identity, audience: str,
+                lifetime: int, scope: str | None) -> Minted:
+        now, jti = int(time.time()), uuid.uuid4().hex
+        claims: dict[str, Any] = {
+            "iss": self._issuer(client), "sub": identity.did, "aud": audience,
+            "iat": now, "exp": now + lifetime, "jti": jti, "client_id": client.client_id,
+            "w3n": identity.web3name or "", "pro": identity.properties,
+        }
+        if scope:
+            claims["scope"] = scope
+        return Minted(self._sign(claims, client), jti, lifetime)
+
+    def access_token(self, client: ClientRecord, identity: Identity,
+                     scope: str | None = None) -> Minted:
+        jwt_config = self.config.jwt
+        return self._bearer(client, identity, jwt_config.accessTokenAudience,
+                            jwt_config.accessTokenLifetime, scope)
+
+    def refresh_token(self, client: ClientRecord, identity: Identity,
+                      scope: str | None = None) -> Minted:
+        jwt_config = self.config.jwt
+        return self._bearer(client, identity, jwt_config.refreshTokenAudience,
+                            jwt_config.refreshTokenLifetime, scope)

@@ -1,0 +1,69 @@
+"""The objects one running service needs, built once per process by the app factory."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from opendid.config import Config
+from opendid.kilt.chain import ChainClient
+from opendid.kilt.domain_linkage import did_configuration
+from opendid.login.service import LoginService
+from opendid.oidc.keys import KeyRing
+from opendid.oidc.provider import Provider
+from opendid.oidc.tokens import TokenService
+from opendid.store.clients import ClientRecord, ClientStore
+from opendid.store.db import Database
+from opendid.store.grants import GrantStore
+from opendid.store.onetime import OneTimeStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    config: Config
+    chain: ChainClient
+    clients: ClientStore
+    onetime: OneTimeStore
+    grants: GrantStore
+    keyring: KeyRing
+    tokens: TokenService
+    provider: Provider
+    login: LoginService
+    dev: bool
+    wallet_path: Path | None
+    _did_configuration: dict[str, object] | None = None
+
+    def did_configuration(self) -> dict[str, object]:
+        """Built once per process (fresh salts), signed with the assertion key."""
+        if self._did_configuration is None:
+            known = self.config.wellKnownDid
+            self._did_configuration = did_configuration(known.did, known.origin, known.keyUri,
+                                                        known.seed)
+        return self._did_configuration
+
+
+def build_services(config: Config, instance: Path, dev: bool = False,
+                   chain: ChainClient | None = None, wallet_path: Path | None = None) -> Services:
+    db = Database(instance / "opendid.db")
+    clients = ClientStore(db)
+    for client_id, client in config.clients.items():
+        clients.upsert(ClientRecord(
+            client_id=client_id,
+            client_secret=client.clientSecret,
+            redirect_urls=list(client.redirectUrls),
+            requirements=[r.model_dump() for r in client.requirements],
+            id_token_alg=client.idTokenSignedResponseAlg,
+        ))
+    lifetime = max(config.jwt.accessTokenLifetime, config.jwt.refreshTokenLifetime)
+    keyring = KeyRing(instance / "jwks.json", lifetime)
+    chain = chain or ChainClient(config.chain_url)
+    onetime, grants = OneTimeStore(db), GrantStore(db)
+    tokens = TokenService(config, keyring)
+    return Services(
+        config=config, chain=chain, clients=clients, onetime=onetime, grants=grants,
+        keyring=keyring, tokens=tokens, provider=Provider(config, clients, grants, tokens),
+        login=LoginService(config, chain, onetime), dev=dev, wallet_path=wallet_path,
+    )

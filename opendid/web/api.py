@@ -1,0 +1,158 @@
+"""OpenDID's `/api/v1` endpoints (contract, "Endpoints"), thin over login and oidc."""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import quote
+
+from flask import Blueprint, Response, jsonify, redirect, render_template, request, session
+
+from opendid.kilt.errors import ChainError, ChainUnavailable
+from opendid.login.service import LoginError
+from opendid.oidc.provider import AuthorizeError, AuthRequest
+from opendid.web.context import current_login, save_login, services
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+
+def text(message: str, status: int = 200) -> Response:
+    return Response(message, status=status, mimetype="text/plain")
+
+
+def follow(location: str) -> Response:
+    """204 with the Location the login page navigates to; the login is over."""
+    session.pop("login", None)
+    response = Response(status=204)
+    response.headers["Location"] = location
+    return response
+
+
+@bp.get("/authorize")
+def authorize() -> Response | tuple[str, int]:
+    svc = services()
+    try:
+        auth = svc.provider.validate_authorize(request.args)
+    except AuthorizeError as exc:
+        if exc.redirect and exc.location:
+            return redirect(exc.location, 302)
+        return render_template("error.html", title="This login link is not valid",
+                               message=exc.description), 400
+    client = svc.provider.client_for(auth)
+    login = {"id": os.urandom(16).hex(), "request": auth.to_dict()}
+    session.clear()
+    if not client.requirements:
+        login["did_nonce"] = auth.nonce or os.urandom(16).hex()
+        save_login(login)
+        return redirect(f"/?nonce={quote(login['did_nonce'])}", 302)
+    save_login(login)
+    return redirect("/", 302)
+
+
+@bp.get("/challenge")
+def get_challenge() -> Response:
+    login = current_login()
+    return jsonify(services().login.new_challenge(login["id"]))
+
+
+@bp.post("/challenge")
+def post_challenge() -> Response:
+    login = current_login()
+    key_uri = services().login.accept_challenge(login["id"], request.get_json(silent=True))
+    login["wallet_key_uri"] = key_uri
+    save_login(login)
+    return text("Challenge accepted")
+
+
+@bp.get("/credentials")
+def get_credentials() -> Response:
+    login = current_login()
+    if "wallet_key_uri" not in login:
+        raise LoginError(401, "Failed to get session")
+    svc = services()
+    client = svc.clients.get(login["request"]["client_id"])
+    if client is None:
+        raise LoginError(400, "Invalid client_id")
+    envelope, challenge = svc.login.request_credential(login["id"], login["wallet_key_uri"],
+                                                       client.requirements)
+    login["credential_challenge"] = challenge
+    save_login(login)
+    return jsonify(envelope)
+
+
+@bp.post("/credentials")
+def post_credentials() -> Response:
+    login = current_login()
+    if "credential_challenge" not in login:
+        raise LoginError(401, "Failed to get session")
+    svc = services()
+    auth = AuthRequest.from_dict(login["request"])
+    client = svc.clients.get(auth.client_id)
+    if client is None:
+        raise LoginError(400, "Invalid client_id")
+    identity = svc.login.submit_credential(login["id"], login["credential_challenge"],
+                                           client.requirements, request.get_json(silent=True))
+    return follow(svc.provider.complete(auth, identity))
+
+
+@bp.post("/did/<path:token>")
+def did_login(token: str) -> Response:
+    login = current_login()
+    svc = services()
+    auth = AuthRequest.from_dict(login["request"])
+    client = svc.clients.get(auth.client_id)
+    if client is None or "did_nonce" not in login:
+        raise LoginError(401, "Failed to verify JWT: this application requires a credential")
+    identity = svc.login.did_login(login["id"], login["did_nonce"], token)
+    return follow(svc.provider.complete(auth, identity))
+
+
+@bp.post("/token")
+def token() -> Response:
+    return services().provider.server.create_token_response()
+
+
+@bp.post("/refresh")
+def refresh() -> Response:
+    body = request.get_json(silent=True)
+    token = body.get("refreshToken") if isinstance(body, dict) else None
+    result = services().provider.refresh_opendid(token) if isinstance(token, str) else None
+    if result is None:
+        return text("Invalid token", 401)
+    response = jsonify(result)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.route("/userinfo", methods=["GET", "POST"])
+def userinfo() -> Response:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    claims = services().provider.userinfo(token.strip()) if scheme.lower() == "bearer" else None
+    if claims is None:
+        response = jsonify(error="invalid_token", error_description="Invalid access token")
+        response.status_code = 401
+        response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
+        return response
+    return jsonify(claims)
+
+
+@bp.get("/endpoint")
+def endpoint() -> Response:
+    return jsonify(services().config.chain_url)
+
+
+@bp.get("/health")
+def health() -> Response:
+    svc = services()
+    try:
+        svc.chain.health()
+    except (ChainUnavailable, ChainError):
+        return jsonify(status="unavailable", failed="chain", detail="KILT chain unreachable"), 503
+    try:
+        found = svc.chain.did(svc.config.wellKnownDid.did) is not None
+    except (ChainUnavailable, ChainError):
+        found = False
+    if not found:
+        return jsonify(status="unavailable", failed="service DID",
+                       detail=f"{svc.config.wellKnownDid.did} does not resolve on chain"), 503
+    return jsonify(status="ok")

@@ -1,0 +1,27 @@
+"""Access to the running service's objects and to the login kept in the session."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from flask import current_app, session
+
+from opendid.login.service import LoginError
+from opendid.services import Services
+
+
+def services() -> Services:
+    return cast(Services, current_app.extensions["opendid"])
+
+
+def current_login() -> dict[str, Any]:
+    """The login started by /authorize in this browser session, or 401 as OpenDID answers."""
+    login = session.get("login")
+    if not isinstance(login, dict) or "id" not in login:
+        raise LoginError(401, "Failed to get session")
+    return login
+
+
+def save_login(login: dict[str, Any]) -> None:
+    session["login"] = login
+    session.modified = True

@@ -1,0 +1,51 @@
+"""Every failure gets a clear 4xx/503 answer; anything else is logged as the bug it is."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, request
+from werkzeug.exceptions import HTTPException
+
+from opendid.kilt.errors import ChainError, ChainUnavailable
+from opendid.login.service import LoginError
+
+log = logging.getLogger(__name__)
+
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+
+
+def register(app: Flask) -> None:
+    @app.errorhandler(LoginError)
+    def login_error(exc: LoginError) -> Response:
+        return Response(exc.message, status=exc.status, mimetype="text/plain")
+
+    @app.errorhandler(ChainUnavailable)
+    def chain_unavailable(exc: ChainUnavailable) -> Response:
+        log.warning("%s %s: %s", request.method, request.path, exc)
+        return Response("KILT chain unreachable", status=503, mimetype="text/plain",
+                        headers={"Retry-After": "5"})
+
+    @app.errorhandler(ChainError)
+    def chain_error(exc: ChainError) -> Response:
+        log.warning("%s %s: chain error: %s", request.method, request.path, exc)
+        return Response("KILT chain error", status=503, mimetype="text/plain")
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Response:
+        return Response(f"{exc.code} {exc.name}: {exc.description}", status=exc.code or 400,
+                        mimetype="text/plain")
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception) -> Response:
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        return Response("Internal error", status=500, mimetype="text/plain")
+
+    @app.after_request
+    def security_headers(response: Response) -> Response:
+        response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        return response

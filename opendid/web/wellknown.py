@@ -1,0 +1,46 @@
+"""`/.well-known`: OIDC discovery, JWKS and the DID configuration (domain linkage)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify
+
+from opendid.oidc.keys import JWKS_ALGORITHMS
+from opendid.oidc.provider import RESPONSE_TYPES
+from opendid.web.context import services
+
+bp = Blueprint("wellknown", __name__, url_prefix="/.well-known")
+
+
+@bp.get("/openid-configuration")
+def openid_configuration() -> Response:
+    config = services().config
+    issuer = config.oidc_issuer
+    return jsonify({
+        "issuer": issuer,
+        "authorization_endpoint": f"{issuer}/api/v1/authorize",
+        "token_endpoint": f"{issuer}/api/v1/token",
+        "userinfo_endpoint": f"{issuer}/api/v1/userinfo",
+        "jwks_uri": f"{issuer}/.well-known/jwks.json",
+        "response_types_supported": list(RESPONSE_TYPES),
+        "response_modes_supported": ["query", "fragment"],
+        "grant_types_supported": ["authorization_code", "implicit", "refresh_token"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": sorted(
+            {*JWKS_ALGORITHMS, config.jwt.algorithm}),
+        "token_endpoint_auth_methods_supported": [
+            "client_secret_basic", "client_secret_post", "none"],
+        "code_challenge_methods_supported": ["S256"],
+        "scopes_supported": ["openid"],
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "w3n",
+                             "pro"],
+    })
+
+
+@bp.get("/jwks.json")
+def jwks() -> Response:
+    return jsonify(services().keyring.public_jwks())
+
+
+@bp.get("/did-configuration.json")
+def did_configuration() -> Response:
+    return jsonify(services().did_configuration())

@@ -1,0 +1,5 @@
+"""gunicorn entry point: `OPENDID_CONFIG=config.yaml gunicorn wsgi:app`."""
+
+from app import create_app
+
+app = create_app()
