@@ -155,7 +155,8 @@ def devchain(ctx: click.Context, port: int, spec: str | None) -> None:
 @click.option("--origin", default="http://localhost:3001", show_default=True,
               help="Public URL of the OpenDID service.")
 @click.option("--redirect-url", "redirect_urls", multiple=True,
-              default=["http://localhost:1606/callback"], show_default=True,
+              default=["http://localhost:1606/callback",
+                       "http://localhost:1606/callback/implicit"], show_default=True,
               help="Redirect URL of the demo client (repeatable).")
 def devchain_provision(endpoint: str, out_dir: Path, origin: str,
                        redirect_urls: tuple[str, ...]) -> None:

@@ -9,14 +9,21 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from werkzeug.serving import BaseWSGIServer, make_server
 
+from opendid.application import create_app
 from opendid.devtools.devchain import PROJECT_ROOT, DevChain
+from opendid.devtools.login_driver import LoginDriver
 from opendid.devtools.provision import Identities, provision
+from opendid.devtools.wallet import Wallet
 from opendid.kilt.chain import ChainClient
 from opendid.kilt.extrinsics import attest
 from opendid.kilt.keys import DidKeys, sr25519_keypair
@@ -87,3 +94,104 @@ def provisioned(chain: ChainClient, tmp_path_factory: pytest.TempPathFactory) ->
 def output_dir() -> Path:
     OUTPUT.mkdir(exist_ok=True)
     return OUTPUT
+
+
+# -- the OpenID provider over real HTTP ---------------------------------------------------------
+
+
+SECRET = "a-long-test-client-secret-0123456789"
+OPENDID_REDIRECT = "http://127.0.0.1:1606/callback.html"
+STANDARD_REDIRECT = "http://127.0.0.1:1607/cb"
+
+
+def _placeholder(environ: Any, start_response: Any) -> list[bytes]:
+    start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+    return [b"starting"]
+
+
+def bind_server() -> BaseWSGIServer:
+    """A threaded HTTP server on a free port; set `.app` before serving."""
+    return make_server("127.0.0.1", 0, _placeholder, threaded=True)
+
+
+def start_server(server: BaseWSGIServer) -> str:
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_port}"
+
+
+def extra_clients(provisioned: dict[str, Any], rp_redirects: list[str]) -> dict[str, Any]:
+    requirement = [{"cTypeHash": provisioned["ctype"],
+                    "trustedAttesters": [provisioned["attester"]["did"]],
+                    "requiredProperties": ["Email"]}]
+    strict = [{**requirement[0], "requiredProperties": ["Email", "Phone"]}]
+    return {
+        "opendid-client": {"requirements": requirement, "redirectUrls": [OPENDID_REDIRECT],
+                           "clientSecret": SECRET},
+        "standard-client": {"requirements": requirement, "redirectUrls": [STANDARD_REDIRECT],
+                            "clientSecret": SECRET, "idTokenSignedResponseAlg": "RS256"},
+        "es-client": {"requirements": requirement, "redirectUrls": [STANDARD_REDIRECT],
+                      "clientSecret": SECRET, "idTokenSignedResponseAlg": "ES256"},
+        "eddsa-client": {"requirements": requirement, "redirectUrls": [STANDARD_REDIRECT],
+                         "clientSecret": SECRET, "idTokenSignedResponseAlg": "EdDSA"},
+        "public-client": {"requirements": requirement, "redirectUrls": [STANDARD_REDIRECT],
+                          "idTokenSignedResponseAlg": "RS256"},
+        "did-client": {"redirectUrls": [OPENDID_REDIRECT], "clientSecret": SECRET},
+        "strict-client": {"requirements": strict, "redirectUrls": [OPENDID_REDIRECT],
+                          "clientSecret": SECRET},
+        "rp-client": {"requirements": requirement, "redirectUrls": rp_redirects,
+                      "clientSecret": SECRET, "idTokenSignedResponseAlg": "RS256"},
+    }
+
+
+def write_test_config(provisioned: dict[str, Any], path: Path, issuer: str,
+                      rp_redirects: list[str], **overrides: Any) -> Path:
+    data = yaml.safe_load(Path(provisioned["config"]).read_text())
+    data["issuer"] = issuer
+    data["clients"].update(extra_clients(provisioned, rp_redirects))
+    data.update(overrides)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+@dataclass
+class Opendid:
+    """A running OpenDID (in-process, real HTTP) with the files it was made from."""
+
+    url: str
+    config_path: Path
+    instance: Path
+    provisioned: dict[str, Any]
+    rp_url: str
+    app: Any = field(repr=False, default=None)
+
+    @property
+    def services(self) -> Any:
+        return self.app.extensions["opendid"]
+
+
+@pytest.fixture(scope="session")
+def opendid(provisioned: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Opendid:
+    server, rp_server = bind_server(), bind_server()
+    url = f"http://127.0.0.1:{server.server_port}"
+    rp_url = f"http://127.0.0.1:{rp_server.server_port}"
+    folder = tmp_path_factory.mktemp("opendid")
+    config_path = write_test_config(provisioned, folder / "config.yaml", url,
+                                    [f"{rp_url}/callback", f"{rp_url}/callback/implicit"])
+    app = create_app(config_path, instance_path=folder / "instance")
+    server.app = app
+    start_server(server)
+    from demo_rp.app import create_demo_app
+
+    rp_server.app = create_demo_app(url, "rp-client", SECRET, rp_url)
+    start_server(rp_server)
+    return Opendid(url, config_path, folder / "instance", provisioned, rp_url, app)
+
+
+@pytest.fixture(scope="session")
+def wallet(provisioned: dict[str, Any]) -> Wallet:
+    return Wallet.load(provisioned["wallet"])
+
+
+@pytest.fixture()
+def driver(opendid: Opendid, wallet: Wallet, chain: ChainClient) -> LoginDriver:
+    return LoginDriver(opendid.url, wallet, chain)

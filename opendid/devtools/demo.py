@@ -34,7 +34,8 @@ def main() -> None:
     try:
         origin = f"http://localhost:{OPENDID_PORT}"
         state = provision(ChainClient(chain.url), out, Identities.fresh(), origin,
-                          [f"http://localhost:{DEMO_PORT}/callback"])
+                          [f"http://localhost:{DEMO_PORT}/callback",
+                           f"http://localhost:{DEMO_PORT}/callback/implicit"])
         children = start_servers(Path(state["config"]), Path(state["wallet"]), state)
         print_summary(chain.url, state)
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

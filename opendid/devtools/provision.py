@@ -89,6 +89,7 @@ def provision(client: ChainClient, out_dir: Path, ids: Identities, origin: str,
             }],
             "redirectUrls": redirect_urls,
             "clientSecret": client_secret,
+            "idTokenSignedResponseAlg": "RS256",
         },
     }
     setup = setup_service(client, payer, out_dir, client.url, origin, service_keys, clients)
