@@ -11,9 +11,10 @@ import os
 import secrets
 from typing import Any
 
-from authlib.integrations.flask_client import OAuth
 from authlib.common.errors import AuthlibBaseError
+from authlib.integrations.flask_client import OAuth
 from flask import Flask, abort, redirect, render_template, request, session, url_for
+from joserfc.errors import JoseError
 from werkzeug.wrappers import Response
 
 
@@ -78,7 +79,7 @@ def create_demo_app(issuer: str, client_id: str, client_secret: str, base_url: s
         try:
             claims = remote.parse_id_token({"id_token": request.form.get("id_token", "")},
                                            nonce=expected["nonce"])
-        except (AuthlibBaseError, ValueError) as exc:
+        except (AuthlibBaseError, JoseError, ValueError) as exc:
             return render_template("failed.html", error="invalid id_token",
                                    description=str(exc)), 400
         return greet(claims, "implicit flow")

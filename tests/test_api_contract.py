@@ -9,13 +9,14 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
+from conftest import OPENDID_REDIRECT, SECRET
 from joserfc import jwk, jwt
 
-from conftest import OPENDID_REDIRECT, SECRET
 from opendid.devtools.login_driver import LoginDriver, decode_jwt_claims, result_params
 from opendid.kilt.crypto import box_encrypt, verify_signature
 from opendid.kilt.encoding import from_hex, to_hex
 
+DOES_NOT_MATCH = (401, "Invalid challenge: Challenge doesn't match")
 CODE = {"client_id": "opendid-client", "redirect_uri": OPENDID_REDIRECT, "response_type": "code",
         "scope": "openid", "state": "st4te", "nonce": "n0nce"}
 
@@ -24,7 +25,7 @@ def implicit(**extra: str) -> dict[str, str]:
     return {**CODE, "response_type": "id_token", **extra}
 
 
-# -- 1. authorize --------------------------------------------------------------------------------
+# -- 1. authorize --
 
 def test_authorize_redirects_to_the_login_page_and_sets_the_session_cookie(driver):
     response = driver.authorize(**CODE)
@@ -78,7 +79,7 @@ def test_standard_client_implicit_errors_go_in_the_fragment(driver):
     assert response.headers["Location"].startswith(STANDARD_REDIRECT + "#error=invalid_request")
 
 
-# -- 2/3. challenge --------------------------------------------------------------------------------
+# -- 2/3. challenge --
 
 def test_challenge_shape(driver, opendid):
     driver.authorize(**CODE)
@@ -94,7 +95,7 @@ def test_challenge_response_accepted_once(driver):
     assert (response.status_code, response.text) == (200, "Challenge accepted")
     replay = driver.http.post(driver.url("/api/v1/challenge"),
                               json=driver.wallet_session.challenge_response)
-    assert (replay.status_code, replay.text) == (401, "Invalid challenge: Challenge doesn't match")
+    assert (replay.status_code, replay.text) == DOES_NOT_MATCH
 
 
 def _wallet_answer(driver, plaintext: bytes) -> dict[str, str]:
@@ -111,7 +112,7 @@ def test_wrong_challenge_does_not_match(driver):
     driver.authorize(**CODE)
     body = _wallet_answer(driver, os.urandom(32))
     response = driver.http.post(driver.url("/api/v1/challenge"), json=body)
-    assert (response.status_code, response.text) == (401, "Invalid challenge: Challenge doesn't match")
+    assert (response.status_code, response.text) == DOES_NOT_MATCH
 
 
 @pytest.mark.parametrize("mutate", [
@@ -150,7 +151,7 @@ def test_steps_without_a_session(opendid):
         assert (response.status_code, response.text) == (401, "Failed to get session"), path
 
 
-# -- 4/5. credentials ------------------------------------------------------------------------------
+# -- 4/5. credentials --
 
 def test_credentials_before_the_wallet_session_is_refused(driver):
     driver.authorize(**CODE)
@@ -203,8 +204,9 @@ def test_code_flow_end_to_end(driver, provisioned):
 
 
 def opendid_jwt_secret(provisioned) -> str:
-    import yaml
     from pathlib import Path
+
+    import yaml
     return yaml.safe_load(Path(provisioned["config"]).read_text())["jwt"]["secretKey"]
 
 
@@ -321,7 +323,7 @@ def test_a_rejected_submission_changes_no_state(driver):
     assert good.status_code == 204
 
 
-# -- 7. token --------------------------------------------------------------------------------------
+# -- 7. token --
 
 def _code(driver, params=CODE) -> str:
     return driver.login(**params)["code"]
@@ -365,7 +367,7 @@ def test_code_works_once_and_reuse_revokes_what_it_issued(driver):
     assert refreshed.status_code == 401
 
 
-# -- 8. refresh ------------------------------------------------------------------------------------
+# -- 8. refresh --
 
 def test_refresh_rotates_and_works_once(driver, provisioned):
     tokens = _redeem(driver, _code(driver)).json()
@@ -390,7 +392,7 @@ def test_refresh_with_bad_input(opendid, body):
     assert (response.status_code, response.text) == (401, "Invalid token")
 
 
-# -- 9/10/11. endpoint, health, domain linkage -----------------------------------------------------
+# -- 9/10/11. endpoint, health, domain linkage --
 
 def test_endpoint_and_health(opendid, chain_url):
     assert requests.get(opendid.url + "/api/v1/endpoint").json() == chain_url
@@ -419,7 +421,7 @@ def test_did_configuration_is_signed_by_the_assertion_key(opendid, chain, provis
     assert make_credential  # the root hash commits to id and origin with fresh salts
 
 
-# -- 6. DID-only login ------------------------------------------------------------------------------
+# -- 6. DID-only login --
 
 DID_LOGIN = {**CODE, "client_id": "did-client", "response_type": "id_token"}
 
@@ -475,7 +477,7 @@ def test_did_only_login_is_refused_for_clients_with_requirements(driver):
     assert response.status_code == 401
 
 
-# -- bad input in general ------------------------------------------------------------------------------
+# -- bad input in general --
 
 def test_oversized_body_is_413(driver):
     _ready(driver)
@@ -508,7 +510,7 @@ def test_the_wallet_session_is_bound_to_its_login(opendid, wallet, chain):
     second.authorize(**CODE)
     response = second.http.post(second.url("/api/v1/challenge"),
                                 json=copy.deepcopy(session.challenge_response))
-    assert (response.status_code, response.text) == (401, "Invalid challenge: Challenge doesn't match")
+    assert (response.status_code, response.text) == DOES_NOT_MATCH
     assert first.http.post(first.url("/api/v1/challenge"),
                            json=session.challenge_response).status_code == 200
     assert json  # keep import used for readability of fixtures

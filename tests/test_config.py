@@ -1,0 +1,128 @@
+"""OpenDID's config.yaml loads unchanged; errors name file, key and problem; strict production."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from opendid.cli import main
+from opendid.config import ConfigError, load_config
+from opendid.devtools.devchain import PROJECT_ROOT
+
+SAMPLE = PROJECT_ROOT.parent / "shared" / "docs" / "config-sample.yaml"
+
+
+def sample() -> dict:
+    return yaml.safe_load(SAMPLE.read_text())
+
+
+def write(tmp_path: Path, data: dict) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_the_sample_config_loads_unchanged():
+    config = load_config(SAMPLE)
+    assert config.port == 3001 and config.kiltEndpoint == "ws://127.0.0.1:9944"
+    assert config.session.sessionTtl == 3600
+    assert config.jwt.algorithm == "HS256"
+    assert config.clients["example-client"].requirements[0].requiredProperties == ["Email"]
+    assert config.oidc_issuer == "http://localhost:3001"  # defaults to wellKnownDid.origin
+
+
+@pytest.mark.parametrize("endpoint, url", [("spiritnet", "wss://spiritnet.kilt.io:443"),
+                                           ("peregrine", "wss://peregrine.kilt.io:443/")])
+def test_named_endpoints(tmp_path, endpoint, url):
+    data = sample()
+    data["kiltEndpoint"] = endpoint
+    assert load_config(write(tmp_path, data)).chain_url == url
+
+
+@pytest.mark.parametrize("mutate, where, what", [
+    (lambda d: d["session"].pop("keyUri"), "session.keyUri", "required"),
+    (lambda d: d["jwt"].update(algorithm="none"), "jwt.algorithm", ""),
+    (lambda d: d["session"].update(sessionTtl="soon"), "session.sessionTtl", "integer"),
+    (lambda d: d.update(kiltEndpoint="http://x"), "kiltEndpoint", "ws://"),
+    (lambda d: d["clients"]["example-client"].update(redirectUrls=[]),
+     "clients.example-client.redirectUrls", "at least one"),
+    (lambda d: d["clients"]["example-client"].update(checksDirectory="/checks"),
+     "checksDirectory", "not supported"),
+    (lambda d: d.update(etcd={"endpoints": ["http://etcd:2379"]}), "etcd", "not supported"),
+    (lambda d: d["jwt"].update(algorithm="RS256"), "jwt.secretKey", "PEM"),
+])
+def test_config_errors_name_file_key_and_problem(tmp_path, mutate, where, what):
+    data = sample()
+    mutate(data)
+    path = write(tmp_path, data)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert str(path) in message and where in message and what in message
+
+
+def test_unreadable_or_non_mapping_config(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- just\n- a list\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_config(bad)
+    bad.write_text("key: [unclosed\n")
+    with pytest.raises(ConfigError, match="YAML"):
+        load_config(bad)
+
+
+def test_production_refuses_weak_and_sample_secrets(tmp_path):
+    data = sample()
+    data["production"] = True
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, data))
+    message = str(info.value)
+    assert "jwt.secretKey" in message and "naclSecretKey" in message
+    assert "clients.example-client.clientSecret" in message
+
+
+def test_serve_reports_config_errors_and_refuses_dev_in_production(tmp_path):
+    data = sample()
+    data["session"].pop("keyUri")
+    result = CliRunner().invoke(main, ["serve", "--config", str(write(tmp_path, data))])
+    assert result.exit_code != 0 and "session.keyUri" in result.output
+    data = sample()
+    data["production"] = True
+    data["jwt"]["secretKey"] = "x" * 40
+    data["session"]["naclSecretKey"] = "0x" + "11" * 32
+    data["clients"]["example-client"]["clientSecret"] = "y" * 32
+    path = write(tmp_path, data)
+    load_config(path)  # strong enough for production
+    result = CliRunner().invoke(main, ["serve", "--config", str(path), "--dev"])
+    assert result.exit_code != 0 and "refused with production: true" in result.output
+
+
+def test_create_app_refuses_dev_mode_in_production(tmp_path):
+    from opendid.application import create_app
+    data = sample()
+    data["production"] = True
+    data["jwt"]["secretKey"] = "x" * 40
+    data["session"]["naclSecretKey"] = "0x" + "11" * 32
+    data["clients"]["example-client"]["clientSecret"] = "y" * 32
+    with pytest.raises(ConfigError, match="dev mode"):
+        create_app(write(tmp_path, data), dev=True, instance_path=tmp_path / "i")
+
+
+def test_clients_are_kept_in_sqlite_and_the_file_wins_for_its_clients(tmp_path):
+    from opendid.application import create_app
+    from opendid.store.clients import ClientRecord
+    path = write(tmp_path, sample())
+    app = create_app(path, instance_path=tmp_path / "instance")
+    store = app.extensions["opendid"].clients
+    store.upsert(ClientRecord("added-later", "s" * 20, ["https://a.example/cb"]), source="admin")
+    data = sample()
+    data["clients"]["example-client"]["redirectUrls"] = ["https://changed.example/cb"]
+    app = create_app(write(tmp_path, data), instance_path=tmp_path / "instance")
+    store = app.extensions["opendid"].clients
+    assert store.get("added-later") is not None
+    assert store.get("example-client").redirect_urls == ["https://changed.example/cb"]

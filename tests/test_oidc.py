@@ -1,0 +1,217 @@
+"""Standard OpenID Connect on top of the OpenDID API: discovery, JWKS, PKCE, client auth,
+refresh rotation, userinfo; ID tokens verified through JWKS as a relying party does."""
+
+from __future__ import annotations
+
+import base64
+import time
+
+import pytest
+import requests
+from conftest import SECRET, STANDARD_REDIRECT
+from joserfc import jwk, jwt
+
+from opendid.devtools.login_driver import LoginDriver, pkce_pair
+
+STANDARD = {"client_id": "standard-client", "redirect_uri": STANDARD_REDIRECT,
+            "response_type": "code", "scope": "openid", "state": "s1", "nonce": "n1"}
+
+
+def discovery(opendid) -> dict:
+    return requests.get(opendid.url + "/.well-known/openid-configuration").json()
+
+
+def verify_with_jwks(opendid, token: str, alg: str) -> dict:
+    jwks = requests.get(discovery(opendid)["jwks_uri"]).json()
+    keys = jwk.KeySet.import_key_set(jwks)
+    return dict(jwt.decode(token, keys, algorithms=[alg]).claims)
+
+
+def redeem(driver, code, client_id="standard-client", verifier=None, auth="post", **extra):
+    form = {"grant_type": "authorization_code", "code": code, "redirect_uri": STANDARD_REDIRECT,
+            **extra}
+    if verifier:
+        form["code_verifier"] = verifier
+    headers = {}
+    if auth == "post":
+        form.update(client_id=client_id, client_secret=SECRET)
+    elif auth == "basic":
+        headers["Authorization"] = "Basic " + base64.b64encode(
+            f"{client_id}:{SECRET}".encode()).decode()
+    else:
+        form["client_id"] = client_id
+    return requests.post(discovery(driver_opendid(driver))["token_endpoint"], data=form,
+                         headers=headers)
+
+
+def driver_opendid(driver):
+    class _O:
+        url = driver.base_url
+    return _O
+
+
+def test_discovery_document(opendid):
+    doc = discovery(opendid)
+    assert doc["issuer"] == opendid.url
+    for key in ("authorization_endpoint", "token_endpoint", "userinfo_endpoint", "jwks_uri"):
+        assert doc[key].startswith(opendid.url)
+    assert "RS256" in doc["id_token_signing_alg_values_supported"]
+    assert doc["code_challenge_methods_supported"] == ["S256"]
+    assert set(doc["response_types_supported"]) == {"code", "id_token", "id_token token"}
+
+
+def test_jwks_publishes_asymmetric_keys_with_kids(opendid):
+    keys = requests.get(opendid.url + "/.well-known/jwks.json").json()["keys"]
+    assert {k["alg"] for k in keys} >= {"RS256", "ES256", "EdDSA"}
+    assert all(k["kid"] and "d" not in k for k in keys)
+
+
+@pytest.mark.parametrize("client_id, alg", [("standard-client", "RS256"),
+                                            ("es-client", "ES256"),
+                                            ("eddsa-client", "EdDSA")])
+def test_standard_code_flow_tokens_verify_through_jwks(driver, opendid, provisioned,
+                                                       client_id, alg):
+    verifier, challenge = pkce_pair()
+    params = driver.login(**{**STANDARD, "client_id": client_id, "code_challenge": challenge,
+                             "code_challenge_method": "S256"})
+    assert params["state"] == "s1"
+    response = redeem(driver, params["code"], client_id, verifier)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    claims = verify_with_jwks(opendid, body["id_token"], alg)
+    assert claims["iss"] == opendid.url
+    assert claims["aud"] == client_id
+    assert claims["sub"] == provisioned["user"]["did"]
+    assert claims["nonce"] == "n1"
+    assert claims["w3n"] == provisioned["user"]["web3name"]
+    assert claims["pro"] == {"Email": "some@example.org"}
+    assert abs(claims["auth_time"] - time.time()) < 120 and claims["exp"] > time.time()
+    assert "at_hash" in claims
+
+
+def test_standard_implicit_flow(driver, opendid, provisioned):
+    params = driver.login(**{**STANDARD, "response_type": "id_token token"})
+    assert set(params) == {"id_token", "access_token", "token_type", "expires_in", "state"}
+    claims = verify_with_jwks(opendid, params["id_token"], "RS256")
+    assert claims["aud"] == "standard-client" and claims["nonce"] == "n1"
+    from authlib.oidc.core.util import create_half_hash
+    assert claims["at_hash"] == create_half_hash(params["access_token"], "RS256").decode()
+    only_id = LoginDriver(driver.base_url, driver.wallet, driver.chain).login(
+        **{**STANDARD, "response_type": "id_token"})
+    assert set(only_id) == {"id_token", "state"}  # no refresh token in an implicit response
+
+
+def test_client_secret_basic(driver):
+    params = driver.login(**STANDARD)
+    assert redeem(driver, params["code"], auth="basic").status_code == 200
+
+
+def test_pkce_is_required_for_public_clients(driver):
+    response = driver.authorize(**{**STANDARD, "client_id": "public-client"})
+    assert response.status_code == 302
+    assert "error=invalid_request" in response.headers["Location"]
+    response = driver.authorize(**{**STANDARD, "client_id": "public-client",
+                                   "code_challenge": "abc", "code_challenge_method": "plain"})
+    assert "error=invalid_request" in response.headers["Location"]
+
+
+def test_public_client_with_pkce(driver, opendid):
+    verifier, challenge = pkce_pair()
+    params = driver.login(**{**STANDARD, "client_id": "public-client",
+                             "code_challenge": challenge})
+    wrong = redeem(driver, params["code"], "public-client", pkce_pair()[0], auth="none")
+    assert (wrong.status_code, wrong.json()["error"]) == (400, "invalid_grant")
+    missing = redeem(driver, params["code"], "public-client", None, auth="none")
+    assert (missing.status_code, missing.json()["error"]) == (400, "invalid_request")
+    right = redeem(driver, params["code"], "public-client", verifier, auth="none")
+    assert right.status_code == 200, right.text
+    verify_with_jwks(opendid, right.json()["id_token"], "RS256")
+
+
+def test_public_client_cannot_use_a_secret_and_confidential_needs_one(driver):
+    verifier, challenge = pkce_pair()
+    params = driver.login(**{**STANDARD, "client_id": "public-client",
+                             "code_challenge": challenge})
+    response = redeem(driver, params["code"], "public-client", verifier, auth="post")
+    assert response.status_code == 401
+    params = driver.login(**STANDARD)
+    response = redeem(driver, params["code"], auth="none")
+    assert (response.status_code, response.json()["error"]) == (401, "invalid_client")
+
+
+def test_verifier_without_challenge_is_rejected(driver):
+    params = driver.login(**STANDARD)
+    response = redeem(driver, params["code"], verifier=pkce_pair()[0])
+    assert response.status_code == 400
+
+
+def test_expired_code_is_rejected(driver, opendid):
+    params = driver.login(**STANDARD)
+    from opendid.store.grants import digest
+    opendid.services.grants.db.connect().execute(
+        "UPDATE codes SET expires_at = 0 WHERE code_hash = ?", (digest(params["code"]),))
+    response = redeem(driver, params["code"])
+    assert (response.status_code, response.json()["error"]) == (400, "invalid_grant")
+
+
+def test_refresh_token_grant_rotates(driver):
+    tokens = redeem(driver, driver.login(**STANDARD)["code"]).json()
+
+    def refresh(token):
+        return requests.post(driver.url("/api/v1/token"), data={
+            "grant_type": "refresh_token", "refresh_token": token,
+            "client_id": "standard-client", "client_secret": SECRET})
+
+    first = refresh(tokens["refresh_token"])
+    assert first.status_code == 200, first.text
+    new = first.json()
+    assert new["refresh_token"] != tokens["refresh_token"]
+    again = refresh(tokens["refresh_token"])
+    assert (again.status_code, again.json()["error"]) == (400, "invalid_grant")
+    assert refresh(new["refresh_token"]).status_code == 200
+    other = requests.post(driver.url("/api/v1/token"), data={
+        "grant_type": "refresh_token", "refresh_token": new["refresh_token"],
+        "client_id": "es-client", "client_secret": SECRET})
+    assert other.status_code == 400
+
+
+def test_userinfo(driver, provisioned):
+    tokens = redeem(driver, driver.login(**STANDARD)["code"]).json()
+    response = requests.get(driver.url("/api/v1/userinfo"),
+                            headers={"Authorization": f"Bearer {tokens['access_token']}"})
+    assert response.status_code == 200
+    assert response.json()["sub"] == provisioned["user"]["did"]
+    for header in ({}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic x"}):
+        response = requests.get(driver.url("/api/v1/userinfo"), headers=header)
+        assert response.status_code == 401
+        assert "invalid_token" in response.headers["WWW-Authenticate"]
+
+
+def test_code_reuse_revokes_standard_tokens_too(driver):
+    code = driver.login(**STANDARD)["code"]
+    tokens = redeem(driver, code).json()
+    assert redeem(driver, code).status_code == 400
+    response = requests.get(driver.url("/api/v1/userinfo"),
+                            headers={"Authorization": f"Bearer {tokens['access_token']}"})
+    assert response.status_code == 401
+    refreshed = requests.post(driver.url("/api/v1/token"), data={
+        "grant_type": "refresh_token", "refresh_token": tokens["refresh_token"],
+        "client_id": "standard-client", "client_secret": SECRET})
+    assert refreshed.status_code == 400
+
+
+def test_keys_rotate_and_old_keys_stay_published(tmp_path):
+    from opendid.oidc.keys import KeyRing
+    ring = KeyRing(tmp_path / "jwks.json", max_token_lifetime=3600)
+    old = ring.signing_key("RS256").kid
+    token = jwt.encode({"alg": "RS256", "kid": old}, {"sub": "x"}, ring.signing_key("RS256"))
+    ring.rotate()
+    assert ring.signing_key("RS256").kid != old
+    kids = {k["kid"] for k in ring.public_jwks()["keys"]}
+    assert old in kids
+    jwt.decode(token, ring.verification_keys(), algorithms=["RS256"])
+    assert KeyRing(tmp_path / "jwks.json", 3600).signing_key("RS256").kid == (
+        ring.signing_key("RS256").kid)  # kept across restarts
+    expired = KeyRing(tmp_path / "jwks.json", max_token_lifetime=0)
+    time.sleep(0.01)
+    assert old not in {k["kid"] for k in expired.public_jwks()["keys"]}
