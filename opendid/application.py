@@ -13,7 +13,7 @@ from flask_sqlalchemy import SQLAlchemy
 from opendid.config import Config, ConfigError, load_config
 from opendid.kilt.chain import ChainClient
 from opendid.services import build_services
-from opendid.web import api, errors, pages, wellknown
+from opendid.web import api, devwallet, errors, pages, wellknown
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 MAX_BODY = 64 * 1024
@@ -68,6 +68,8 @@ def create_app(config: Config | str | os.PathLike[str] | None = None, *, dev: bo
     app.register_blueprint(api.bp)
     app.register_blueprint(wellknown.bp)
     app.register_blueprint(pages.bp)
+    if dev:
+        app.register_blueprint(devwallet.bp)
     errors.register(app)
     logging.getLogger(__name__).info(
         "OpenDID ready: issuer %s, chain %s, %d clients%s", config.oidc_issuer, config.chain_url,

@@ -1,5 +1,6 @@
 """Benchmarks: `python -m opendid.bench chain` (and `logins`, see `--help`).
 
+`logins` runs N complete logins with K concurrent users under gunicorn.
 `chain` reads one login's chain data (DID document + attestation + web3name) on a warm
 connection, and the same with a fresh connection per read as the original OpenDID does, on a
 provisioned dev chain (started here unless OPENDID_CHAIN_URL is set).
@@ -77,16 +78,111 @@ def bench_chain(runs: int) -> None:
                   f"{percentile(samples, 95):10.2f}")
 
 
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def bench_logins(total: int, concurrency: int, workers: int) -> None:
+    """N complete logins (authorize -> challenge -> credential -> token) under gunicorn."""
+    import subprocess
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    import requests
+    import yaml
+
+    from opendid.devtools.devchain import PROJECT_ROOT, free_port
+    from opendid.devtools.login_driver import LoginDriver
+    from opendid.devtools.wallet import Wallet
+
+    with dev_chain() as url, tempfile.TemporaryDirectory() as tmp:
+        client = ChainClient(url)
+        port = free_port()
+        issuer = f"http://127.0.0.1:{port}"
+        redirect = f"{issuer}/cb"
+        state = provision(client, Path(tmp), Identities.fresh(), issuer, [redirect])
+        config = yaml.safe_load(Path(state["config"]).read_text())
+        config["issuer"] = issuer
+        Path(state["config"]).write_text(yaml.safe_dump(config))
+        server = subprocess.Popen(
+            [sys.executable, "-m", "opendid.cli", "serve", "--config", state["config"],
+             "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
+            cwd=PROJECT_ROOT, env=dict(os.environ, OPENDID_INSTANCE=f"{tmp}/instance"),
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            for _ in range(200):
+                try:
+                    if requests.get(issuer + "/api/v1/health", timeout=2).ok:
+                        break
+                except requests.RequestException:
+                    pass
+                time.sleep(0.3)
+            wallet = Wallet.load(state["wallet"])
+            secret = state["client"]["secret"]
+
+            def one_login(_: int) -> float:
+                started = time.perf_counter()
+                driver = LoginDriver(issuer, wallet, client)
+                code = driver.login(client_id=state["client"]["id"], redirect_uri=redirect,
+                                    response_type="code", scope="openid", state="s",
+                                    nonce="n")["code"]
+                response = driver.token(grant_type="authorization_code", code=code,
+                                        redirect_uri=redirect, client_id=state["client"]["id"],
+                                        client_secret=secret)
+                assert response.status_code == 200, response.text
+                return (time.perf_counter() - started) * 1000
+
+            one_login(0)  # warm up every layer once
+            started = time.perf_counter()
+            with ThreadPoolExecutor(concurrency) as pool:
+                samples = list(pool.map(one_login, range(total)))
+            elapsed = time.perf_counter() - started
+            rss = [(pid, _rss_mib(pid)) for pid in _children(server.pid)]
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+        print(f"{total} logins (authorize -> challenge -> credential -> token), "
+              f"{concurrency} concurrent users, gunicorn {workers} workers, dev chain {url}")
+        print("(the Python wallet and HTTP clients share the machine's cores with the server)")
+        print(f"throughput   {total / elapsed:8.2f} logins/s")
+        print(f"latency p50  {statistics.median(samples):8.1f} ms")
+        print(f"latency p95  {percentile(samples, 95):8.1f} ms")
+        for pid, mib in rss:
+            print(f"worker {pid} RSS {mib:6.1f} MiB")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m opendid.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="what", required=True)
     chain = sub.add_parser("chain", help="chain reads per login: warm vs fresh connection")
     chain.add_argument("--runs", type=int, default=200)
+    logins = sub.add_parser("logins", help="complete logins under gunicorn")
+    logins.add_argument("-n", "--total", type=int, default=200)
+    logins.add_argument("-k", "--concurrency", type=int, default=8)
+    logins.add_argument("-w", "--workers", type=int, default=2)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     if args.what == "chain":
         bench_chain(args.runs)
+    else:
+        bench_logins(args.total, args.concurrency, args.workers)
 
 
 if __name__ == "__main__":

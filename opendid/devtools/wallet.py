@@ -58,6 +58,21 @@ class WalletSession:
     challenge_response: dict[str, str]
     requirements: list[CTypeRequirement] = field(default_factory=list)
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form, for a wallet that keeps its session between requests."""
+        return {
+            "light_did": self.light_did, "secret": to_hex(self.secret),
+            "dapp_key_uri": self.dapp_key_uri, "dapp_public_key": to_hex(self.dapp_public_key),
+            "challenge_response": self.challenge_response,
+            "requirements": [r.model_dump() for r in self.requirements],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> WalletSession:
+        return cls(data["light_did"], from_hex(data["secret"], 32), data["dapp_key_uri"],
+                   from_hex(data["dapp_public_key"], 32), data["challenge_response"],
+                   [CTypeRequirement.model_validate(r) for r in data["requirements"]])
+
 
 class Wallet:
     """A user's wallet: their DID keys and credentials."""
@@ -122,6 +137,19 @@ class Wallet:
                     found.append(held)
                     break
         return found
+
+    def candidates(self, requirements: list[CTypeRequirement]) -> list[tuple[int, HeldCredential,
+                                                                             bool]]:
+        """(index, credential, trusted) of every credential of a requested CType, trusted first:
+        what a wallet shows the user to choose from."""
+        found = []
+        for index, held in enumerate(self.credentials):
+            for req in requirements:
+                if held.ctype_hash == req.cTypeHash:
+                    trusted = not req.trustedAttesters or held.attester in req.trustedAttesters
+                    found.append((index, held, trusted))
+                    break
+        return sorted(found, key=lambda entry: not entry[2])
 
     def submit(self, session: WalletSession, held: HeldCredential, challenge: str,
                sender: str | None = None,

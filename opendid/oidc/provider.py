@@ -214,10 +214,8 @@ class Provider:
 
         def fail(error: str, description: str) -> AuthorizeError:
             exc = AuthorizeError(error, description, True)
-            fragment = client.is_standard and response_type not in (None, "code")
-            exc.location = _with_params(redirect_uri, {
-                "error": error, "error_description": description, "state": state,
-            }, fragment)
+            exc.location = error_location(client, redirect_uri, response_type, state, error,
+                                          description)
             return exc
 
         if not response_type:
@@ -235,6 +233,12 @@ class Provider:
             raise fail("invalid_request", "PKCE (S256 code_challenge) is required for this client")
         return AuthRequest(client.client_id, redirect_uri, response_type,
                            args.get("scope") or "openid", state, nonce, challenge, method)
+
+    def cancel_location(self, request: AuthRequest) -> str:
+        """Where to send the user who gives up: the client's redirect URI with access_denied."""
+        return error_location(self.client_for(request), request.redirect_uri,
+                              request.response_type, request.state, "access_denied",
+                              "The user cancelled the login")
 
     def client_for(self, request: AuthRequest) -> ClientRecord:
         client = self.clients.get(request.client_id)
@@ -386,6 +390,15 @@ class Provider:
                                                      token["access_token"])
 
         grant.register_hook("after_create_token_response", process)
+
+
+def error_location(client: ClientRecord, redirect_uri: str, response_type: str | None,
+                   state: str | None, error: str, description: str) -> str:
+    """An error result: in the query as the original does, in the fragment for standard
+    clients with an implicit response type (OIDC Core §3.2.2.6)."""
+    fragment = client.is_standard and response_type not in (None, "code")
+    return _with_params(redirect_uri, {"error": error, "error_description": description,
+                                       "state": state}, fragment)
 
 
 def _valid_uri(uri: str) -> bool:

@@ -7,7 +7,8 @@ from urllib.parse import quote
 
 from flask import Blueprint, Response, jsonify, render_template, request, session
 
-from opendid.kilt.errors import ChainError, ChainUnavailable
+from opendid.kilt.dids import parse_full_did
+from opendid.kilt.errors import ChainError, ChainUnavailable, InvalidDid
 from opendid.login.service import LoginError
 from opendid.oidc.provider import AuthorizeError, AuthRequest
 from opendid.web.context import current_login, save_login, services
@@ -161,3 +162,18 @@ def health() -> Response:
         return jsonify(status="unavailable", failed="service DID",
                        detail=f"{svc.config.wellKnownDid.did} does not resolve on chain"), 503
     return jsonify(status="ok")
+
+
+@bp.get("/did-key/<did>")
+def did_key(did: str) -> Response:
+    """This project's addition for DID-only login: the DID's authentication key URI, which the
+    page puts in the token header (`kid`) before the wallet signs it."""
+    try:
+        parsed = parse_full_did(did)
+    except InvalidDid as exc:
+        return text(f"Invalid DID: {exc}", 400)
+    document = services().chain.did(parsed)
+    if document is None:
+        return text("DID not found on chain", 404)
+    key = document.authentication
+    return jsonify(keyUri=f"{parsed.uri}#0x{key.id.hex()}", type=key.type)

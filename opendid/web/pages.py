@@ -1,20 +1,79 @@
-"""The login page at `/` (server-rendered; HTMX and the wallet bridge in static/js)."""
+"""The login page at `/` and the HTMX partials it swaps in (wallets, progress, failures)."""
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+import json
 
+from flask import Blueprint, Response, render_template, request, session
+
+from opendid.login.describe import describe_requirement, failure, steps
+from opendid.oidc.provider import AuthRequest
 from opendid.web.context import services
 
 bp = Blueprint("pages", __name__)
 
+MAX_WALLETS = 20
+
+
+def _login() -> dict | None:
+    login = session.get("login")
+    return login if isinstance(login, dict) and "request" in login else None
+
 
 @bp.get("/")
 def login_page() -> str:
-    from flask import session
-
-    login = session.get("login")
+    login = _login()
     svc = services()
-    client_id = login["request"]["client_id"] if isinstance(login, dict) else None
-    return render_template("login.html", client_id=client_id, dev=svc.dev,
-                           app_name=svc.config.displayName)
+    client = svc.clients.get(login["request"]["client_id"]) if login else None
+    return render_template(
+        "login.html",
+        client_id=client.client_id if client else None,
+        requirements=[describe_requirement(r) for r in client.requirements] if client else [],
+        mode="credential" if client and client.requirements else "did",
+        nonce=(login or {}).get("did_nonce", ""),
+        dev=svc.dev,
+        app_name=svc.config.displayName,
+    )
+
+
+@bp.post("/login/wallets")
+def wallets() -> str:
+    try:
+        found = json.loads(request.form.get("wallets", "[]"))
+    except json.JSONDecodeError:
+        found = []
+    listed = [
+        {"key": str(w.get("key", ""))[:64], "name": str(w.get("name") or w.get("key"))[:64]}
+        for w in (found if isinstance(found, list) else [])[:MAX_WALLETS]
+        if isinstance(w, dict) and w.get("key")
+    ]
+    return render_template("partials/wallets.html", wallets=listed,
+                           mode=request.form.get("mode", "credential"))
+
+
+@bp.get("/login/progress")
+def progress() -> str:
+    mode = request.args.get("mode", "credential")
+    return render_template("partials/progress.html",
+                           steps=steps(mode, request.args.get("step", ""),
+                                       request.args.get("state", "active")))
+
+
+@bp.get("/login/failure")
+def failed() -> str:
+    reason = request.args.get("reason", "error")
+    title, message = failure(reason)
+    detail = request.args.get("detail", "")[:300]
+    return render_template("partials/failure.html", title=title, message=message, detail=detail,
+                           retry=reason != "expired" and _login() is not None)
+
+
+@bp.get("/login/cancel")
+def cancel() -> Response | tuple[str, int]:
+    login = _login()
+    if login is None:
+        return render_template("error.html", title="No login in progress",
+                               message="There is no login to cancel."), 400
+    location = services().provider.cancel_location(AuthRequest.from_dict(login["request"]))
+    session.pop("login", None)
+    return Response(status=302, headers={"Location": location})

@@ -1,4 +1,4 @@
-"""Session fixtures: the SDK vectors, a real dev chain (chopsticks) and its provisioning.
+"""Shared pytest fixtures (tests/ and e2e/): SDK vectors, the dev chain, provisioning, servers.
 
 The dev chain is started once per test session on a free port, or taken from
 OPENDID_CHAIN_URL. It is provisioned by the project's own provisioning code with the vectors'

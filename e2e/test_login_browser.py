@@ -1,0 +1,150 @@
+"""Both flows, DID-only login, cancelling, refused credentials and the no-wallet page, clicked
+through in Chromium against the dev chain."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlencode
+
+from playwright.sync_api import Page, expect
+
+from conftest import OPENDID_REDIRECT
+from e2e.conftest import shot
+
+
+def _pick_dev_wallet(page: Page) -> None:
+    button = page.get_by_role("button", name="Dev wallet")
+    expect(button).to_be_visible()
+    button.click()
+
+
+def test_code_flow_in_the_browser(page: Page, dev_site, provisioned):
+    page.goto(dev_site.rp_url)
+    shot(page, "01-demo-app-home")
+    page.get_by_role("link", name="Log in (authorization code flow)").click()
+    expect(page.get_by_role("heading", name="Log in with your KILT identity")).to_be_visible()
+    expect(page.get_by_text("rp-client")).to_be_visible()
+    expect(page.get_by_text("Email credential showing Email")).to_be_visible()
+    expect(page.get_by_role("button", name="Dev wallet")).to_be_visible()
+    shot(page, "02-login-page-wallet-picker")
+    _pick_dev_wallet(page)
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_contain_text("Email (trusted attester)")
+    expect(page.locator(".step.done")).to_have_count(1)  # secure session established
+    shot(page, "03-dev-wallet-asks-to-share")
+    dialog.get_by_role("button", name="Share").click()
+    page.wait_for_url(re.compile(re.escape(dev_site.rp_url) + "/callback"))
+    expect(page.locator("#greeting")).to_have_text(f"Hello, {provisioned['user']['web3name']}!")
+    expect(page.locator("#did")).to_have_text(provisioned["user"]["did"])
+    expect(page.get_by_text("authorization code flow")).to_be_visible()
+    shot(page, "04-greeted-after-code-flow")
+    assert not [e for e in page.console_errors if "Content Security Policy" in e]
+
+
+def test_implicit_flow_in_the_browser(page: Page, dev_site, provisioned):
+    page.goto(dev_site.rp_url)
+    page.get_by_role("link", name="Log in (implicit flow)").click()
+    _pick_dev_wallet(page)
+    page.get_by_role("dialog").get_by_role("button", name="Share").click()
+    expect(page.locator("#greeting")).to_have_text(f"Hello, {provisioned['user']['web3name']}!")
+    expect(page.get_by_text("implicit flow")).to_be_visible()
+    expect(page.locator("#web3name")).to_have_text(provisioned["user"]["web3name"])
+    shot(page, "05-greeted-after-implicit-flow")
+
+
+def test_did_only_login_in_the_browser(page: Page, dev_site, provisioned):
+    page.goto(dev_site.did_rp_url)
+    page.get_by_role("link", name="Log in (authorization code flow)").click()
+    expect(page.get_by_text("asks you to log in with your DID")).to_be_visible()
+    _pick_dev_wallet(page)
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_contain_text(provisioned["user"]["did"])
+    shot(page, "06-did-only-login-sign-prompt")
+    dialog.get_by_role("button", name="Sign").click()
+    expect(page.locator("#greeting")).to_have_text(f"Hello, {provisioned['user']['web3name']}!")
+    shot(page, "07-greeted-after-did-only-login")
+
+
+def test_cancel_in_the_wallet_then_retry_or_go_back(page: Page, dev_site):
+    page.goto(dev_site.rp_url)
+    page.get_by_role("link", name="Log in (authorization code flow)").click()
+    _pick_dev_wallet(page)
+    page.get_by_role("dialog").get_by_role("button", name="Cancel").click()
+    alert = page.locator(".failure")
+    expect(alert).to_contain_text("Login cancelled")
+    expect(page.locator("#failure-title")).to_be_focused()
+    shot(page, "08-cancelled-in-wallet")
+    page.get_by_role("button", name="Try again").click()
+    expect(page.get_by_role("button", name="Dev wallet")).to_be_focused()
+    page.keyboard.press("Enter")  # keyboard only
+    page.get_by_role("dialog").get_by_role("button", name="Cancel").click()
+    page.get_by_role("link", name="Back to the application").click()
+    expect(page.locator("#failed")).to_be_visible()
+    expect(page.get_by_text("access_denied")).to_be_visible()
+
+
+def test_credential_from_an_untrusted_attester_is_refused(page: Page, dev_site):
+    page.goto(dev_site.rp_url)
+    page.get_by_role("link", name="Log in (authorization code flow)").click()
+    _pick_dev_wallet(page)
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_label(re.compile("Email \\(untrusted attester\\)")).check()
+    dialog.get_by_role("button", name="Share").click()
+    expect(page.locator(".failure")).to_contain_text("Credential not accepted")
+    expect(page.locator(".step.failed, .step.active")).to_have_count(0)
+    shot(page, "09-untrusted-attester-refused")
+
+
+def test_revoked_credential_fails_verification(page: Page, dev_site):
+    page.goto(dev_site.rp_url)
+    page.get_by_role("link", name="Log in (authorization code flow)").click()
+    _pick_dev_wallet(page)
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_label(re.compile("Email \\(revoked\\)")).check()
+    dialog.get_by_role("button", name="Share").click()
+    expect(page.locator(".failure")).to_contain_text("Verification failed")
+    expect(page.locator(".failure")).to_contain_text("revoked")
+
+
+def test_no_matching_credential(page: Page, dev_site):
+    query = urlencode({"client_id": "other-ctype-client", "redirect_uri":
+                       f"{dev_site.rp_url}/callback", "response_type": "code", "state": "s",
+                       "nonce": "n"})
+    page.goto(f"{dev_site.url}/api/v1/authorize?{query}")
+    _pick_dev_wallet(page)
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_contain_text("You have no credential")
+    dialog.get_by_role("button", name="Close").click()
+    expect(page.locator(".failure")).to_contain_text("No matching credential")
+    shot(page, "10-no-matching-credential")
+
+
+def test_no_wallet_page(page: Page, opendid):
+    query = urlencode({"client_id": "opendid-client", "redirect_uri": OPENDID_REDIRECT,
+                       "response_type": "code", "state": "s", "nonce": "n"})
+    page.goto(f"{opendid.url}/api/v1/authorize?{query}")
+    expect(page.get_by_role("heading", name="No identity wallet found")).to_be_visible()
+    expect(page.get_by_role("link", name="Get Sporran, a KILT wallet")).to_have_attribute(
+        "href", "https://www.sporran.org/")
+    shot(page, "11-no-wallet-found")
+
+
+def test_phone_sized_screen(browser, dev_site):
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    page = context.new_page()
+    page.goto(dev_site.rp_url)
+    page.get_by_role("link", name="Log in (authorization code flow)").click()
+    button = page.get_by_role("button", name="Dev wallet")
+    expect(button).to_be_visible()
+    box = button.bounding_box()
+    assert box is not None and box["width"] <= 390 and box["height"] >= 44
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, "the page scrolls sideways on a phone"
+    shot(page, "12-login-page-phone")
+    context.close()
+
+
+def test_expired_session_page(page: Page, dev_site):
+    page.goto(dev_site.url + "/")
+    expect(page.get_by_text("There is no login in progress")).to_be_visible()
+    shot(page, "13-no-login-in-progress")
