@@ -176,5 +176,34 @@ def devchain_provision(endpoint: str, out_dir: Path, origin: str,
     click.echo(json.dumps(summary, indent=2))
 
 
+@main.group()
+def keys() -> None:
+    """Manage the JWKS signing keys kept in the instance folder."""
+
+
+@keys.command("rotate")
+@click.option("--config", "config_path", envvar="OPENDID_CONFIG", required=True,
+              type=click.Path(dir_okay=False, path_type=Path), help="OpenDID config.yaml.")
+@click.option("--instance", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("instance"), show_default=True, help="Instance folder.")
+def keys_rotate(config_path: Path, instance: Path) -> None:
+    """Add new current signing keys; old ones stay published until their tokens expire.
+
+    Running workers pick the new keys up when they restart (e.g. `kill -HUP` gunicorn).
+    """
+    from opendid.config import ConfigError, load_config
+    from opendid.oidc.keys import KeyRing
+
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    lifetime = max(config.jwt.accessTokenLifetime, config.jwt.refreshTokenLifetime)
+    ring = KeyRing(instance / "jwks.json", lifetime)
+    ring.rotate()
+    kids = ", ".join(k["kid"] for k in ring.public_jwks()["keys"])
+    click.echo(f"rotated; published keys: {kids}")
+
+
 if __name__ == "__main__":
     main()
