@@ -25,7 +25,7 @@ chromium:
 deps: $(VENV)/.installed node_modules/.installed chromium
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff check --no-cache .
 
 test: deps lint
 	$(PY) -m pytest

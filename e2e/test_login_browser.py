@@ -148,3 +148,62 @@ def test_expired_session_page(page: Page, dev_site):
     page.goto(dev_site.url + "/")
     expect(page.get_by_text("There is no login in progress")).to_be_visible()
     shot(page, "13-no-login-in-progress")
+
+
+def test_session_expired(page: Page, dev_site):
+    page.goto(dev_site.rp_url)
+    page.get_by_role("link", name="Log in (authorization code flow)").click()
+    expect(page.get_by_role("button", name="Dev wallet")).to_be_visible()
+    page.context.clear_cookies()  # the login session is gone, as after sessionTtl
+    page.get_by_role("button", name="Dev wallet").click()
+    expect(page.locator(".failure")).to_contain_text("Session expired")
+    expect(page.get_by_role("button", name="Try again")).to_have_count(0)
+    shot(page, "14-session-expired")
+
+
+def test_chain_unreachable_then_back(browser, provisioned, chain_url, tmp_path):
+    """The server's chain connection is cut while the wallet asks; the page says so, and a
+    retry works once the chain is back."""
+    from urllib.parse import urlsplit
+
+    from conftest import SECRET, bind_server, start_server, write_test_config
+    from demo_rp.app import create_demo_app
+    from opendid.application import create_app
+    from opendid.kilt.chain import ChainClient
+    from tests.tcp_proxy import TcpProxy
+
+    proxy = TcpProxy(urlsplit(chain_url).port).start()
+    server, rp = bind_server(), bind_server()
+    url, rp_url = (f"http://127.0.0.1:{s.server_port}" for s in (server, rp))
+    path = write_test_config(provisioned, tmp_path / "config.yaml", url,
+                             [f"{rp_url}/callback", f"{rp_url}/callback/implicit"])
+    server.app = create_app(path, dev=True, instance_path=tmp_path / "instance",
+                            wallet_path=provisioned["wallet"],
+                            chain=ChainClient(proxy.url, timeout=2, max_backoff=0.5))
+    rp.app = create_demo_app(url, "rp-client", SECRET, rp_url)
+    start_server(server)
+    start_server(rp)
+    context = browser.new_context()
+    page = context.new_page()
+    try:
+        page.goto(rp_url)
+        page.get_by_role("link", name="Log in (authorization code flow)").click()
+        _pick_dev_wallet(page)
+        dialog = page.get_by_role("dialog")
+        expect(dialog).to_contain_text("Email (trusted attester)")
+        proxy.stop()
+        dialog.get_by_role("button", name="Share").click()
+        expect(page.locator(".failure")).to_contain_text("KILT blockchain unreachable",
+                                                         timeout=20000)
+        shot(page, "15-chain-unreachable")
+        proxy.start()
+        page.wait_for_timeout(1000)  # the server's reconnect backoff
+        page.get_by_role("button", name="Try again").click()
+        _pick_dev_wallet(page)
+        page.get_by_role("dialog").get_by_role("button", name="Share").click()
+        expect(page.locator("#greeting")).to_contain_text("Hello,")
+    finally:
+        context.close()
+        server.shutdown()
+        rp.shutdown()
+        proxy.stop()

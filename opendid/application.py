@@ -17,6 +17,8 @@ from opendid.web import api, devwallet, errors, pages, wellknown
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 MAX_BODY = 64 * 1024
+# authlib logs issued tokens at DEBUG ("Issue token …"): never let that reach the logs
+logging.getLogger("authlib").setLevel(logging.INFO)
 
 
 def create_app(config: Config | str | os.PathLike[str] | None = None, *, dev: bool | None = None,

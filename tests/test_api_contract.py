@@ -9,9 +9,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-from conftest import OPENDID_REDIRECT, SECRET
 from joserfc import jwk, jwt
 
+from conftest import OPENDID_REDIRECT, SECRET
 from opendid.devtools.login_driver import LoginDriver, decode_jwt_claims, result_params
 from opendid.kilt.crypto import box_encrypt, verify_signature
 from opendid.kilt.encoding import from_hex, to_hex

@@ -8,9 +8,9 @@ import time
 
 import pytest
 import requests
-from conftest import SECRET, STANDARD_REDIRECT
 from joserfc import jwk, jwt
 
+from conftest import SECRET, STANDARD_REDIRECT
 from opendid.devtools.login_driver import LoginDriver, pkce_pair
 
 STANDARD = {"client_id": "standard-client", "redirect_uri": STANDARD_REDIRECT,

@@ -11,13 +11,13 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
-from conftest import OPENDID_REDIRECT, SECRET, bind_server, start_server, write_test_config
-from tcp_proxy import TcpProxy
 
+from conftest import OPENDID_REDIRECT, SECRET, bind_server, start_server, write_test_config
 from opendid.application import create_app
 from opendid.devtools.devchain import PROJECT_ROOT, free_port
 from opendid.devtools.login_driver import LoginDriver
 from opendid.kilt.chain import ChainClient
+from tests.tcp_proxy import TcpProxy
 
 CODE = {"client_id": "opendid-client", "redirect_uri": OPENDID_REDIRECT, "response_type": "code",
         "scope": "openid", "state": "s", "nonce": "n"}
@@ -114,7 +114,9 @@ def test_gunicorn_workers_share_logins_and_codes_survive_a_restart(gunicorn_conf
             code = driver.login(**CODE)["code"]
             response = _redeem(server.url, code)
             assert response.status_code == 200, response.text
-        pending = LoginDriver(server.url, wallet, chain).login(**CODE)["code"]
+        last = LoginDriver(server.url, wallet, chain)
+        last.http.headers["Connection"] = "close"
+        pending = last.login(**CODE)["code"]
     finally:
         server.stop()
     server = Gunicorn(config, instance, port).start()

@@ -14,6 +14,7 @@ from typing import Any
 from flask import Blueprint, Response, abort, jsonify, render_template, request, session
 
 from opendid.devtools.wallet import Wallet, WalletSession
+from opendid.kilt.chain import ChainClient
 from opendid.kilt.errors import KiltError
 from opendid.web.context import services
 
@@ -23,6 +24,12 @@ bp = Blueprint("devwallet", __name__, url_prefix="/dev/wallet")
 @cache
 def _load(path: Path) -> Wallet:
     return Wallet.load(path)
+
+
+@cache
+def _wallet_chain(url: str) -> ChainClient:
+    """The wallet's own connection to the chain, as a real wallet has (not the server's)."""
+    return ChainClient(url)
 
 
 def wallet() -> Wallet:
@@ -51,7 +58,8 @@ def start_session() -> Response:
     body = _body()
     try:
         opened = wallet().start_session(str(body.get("dAppEncryptionKeyUri")),
-                                        str(body.get("challenge")), services().chain)
+                                        str(body.get("challenge")),
+                                        _wallet_chain(services().config.chain_url))
     except KiltError as exc:
         abort(400, str(exc))
     session["dev_wallet"] = {"session": opened.to_dict(), "dapp": str(body.get("dAppName", ""))}
