@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 from flask import Flask
 from flask_session import Session
 from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import event
 
 from opendid.config import Config, ConfigError, load_config
 from opendid.kilt.chain import ChainClient
@@ -19,6 +21,15 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 MAX_BODY = 64 * 1024
 # authlib logs issued tokens at DEBUG ("Issue token …"): never let that reach the logs
 logging.getLogger("authlib").setLevel(logging.INFO)
+
+
+def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+    """WAL lets workers read while one writes; NORMAL sync is durable enough for sessions."""
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
 
 
 def create_app(config: Config | str | os.PathLike[str] | None = None, *, dev: bool | None = None,
@@ -59,7 +70,10 @@ def create_app(config: Config | str | os.PathLike[str] | None = None, *, dev: bo
         SQLALCHEMY_DATABASE_URI=f"sqlite:///{instance.resolve() / 'sessions.db'}",
         SQLALCHEMY_ENGINE_OPTIONS={"connect_args": {"timeout": 10}},
     )
-    app.config["SESSION_SQLALCHEMY"] = SQLAlchemy(app)
+    sessions_db = SQLAlchemy(app)
+    with app.app_context():
+        event.listen(sessions_db.engine, "connect", _sqlite_pragmas)
+    app.config["SESSION_SQLALCHEMY"] = sessions_db
     Session(app)
 
     services = build_services(config, instance, dev=bool(dev), chain=chain,
