@@ -51,6 +51,7 @@ class KeyRing:
         self.path = path
         self.max_token_lifetime = max_token_lifetime
         self._entries = self._load_or_create()
+        self._imported: dict[str, Key] = {}
 
     def _load_or_create(self) -> list[dict[str, Any]]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -80,11 +81,18 @@ class KeyRing:
             json.dump(entries, handle)
         os.replace(tmp, self.path)
 
+    def _key(self, entry: dict[str, Any]) -> Key:
+        """Imported once: importing an RSA private key checks it, which costs tens of ms."""
+        kid = entry["jwk"]["kid"]
+        if kid not in self._imported:
+            self._imported[kid] = jwk.import_key(entry["jwk"])
+        return self._imported[kid]
+
     def signing_key(self, alg: str) -> Key:
         entry = self._current(self._entries, alg)
         if entry is None:
             raise KeyError(f"no signing key for {alg}")
-        return jwk.import_key(entry["jwk"])
+        return self._key(entry)
 
     def public_jwks(self) -> dict[str, list[dict[str, Any]]]:
         """Current keys plus retired ones whose tokens may still be valid."""
@@ -92,8 +100,7 @@ class KeyRing:
         keys = []
         for entry in self._entries:
             if entry["retired"] is None or entry["retired"] > horizon:
-                key = jwk.import_key(entry["jwk"])
-                keys.append(key.as_dict(private=False))
+                keys.append(self._key(entry).as_dict(private=False))
         return {"keys": keys}
 
     def verification_keys(self) -> jwk.KeySet:
