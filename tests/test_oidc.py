@@ -40,14 +40,7 @@ def redeem(driver, code, client_id="standard-client", verifier=None, auth="post"
             f"{client_id}:{SECRET}".encode()).decode()
     else:
         form["client_id"] = client_id
-    return requests.post(discovery(driver_opendid(driver))["token_endpoint"], data=form,
-                         headers=headers)
-
-
-def driver_opendid(driver):
-    class _O:
-        url = driver.base_url
-    return _O
+    return requests.post(driver.url("/api/v1/token"), data=form, headers=headers)
 
 
 def test_discovery_document(opendid):
