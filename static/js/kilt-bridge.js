@@ -13,7 +13,7 @@
   if (!window.kilt) window.kilt = {};
   if (!Object.getOwnPropertyDescriptor(window.kilt, "meta")) {
     Object.defineProperty(window.kilt, "meta", {
-      value: { versions: { credentials: "3.2" } },
+      value: { versions: { credentials: "3.0" } },
       enumerable: false,
     });
   }
@@ -114,7 +114,8 @@
       throw walletFailure(error);
     }
     await api("POST", "/api/v1/challenge", {
-      encryptionKeyUri: session.encryptionKeyUri,
+      // spec 3.0/4.0 sessions name it encryptionKeyUri; 1.0 sessions encryptionKeyId
+      encryptionKeyUri: session.encryptionKeyUri || session.encryptionKeyId,
       encryptedChallenge: session.encryptedChallenge,
       nonce: session.nonce,
     });
