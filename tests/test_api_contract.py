@@ -36,6 +36,12 @@ def test_authorize_redirects_to_the_login_page_and_sets_the_session_cookie(drive
     assert response.content == b""
 
 
+def test_every_login_gets_a_fresh_session_id(driver):
+    first = driver.authorize(**CODE).cookies["opendid"]
+    second = driver.authorize(**CODE).cookies["opendid"]
+    assert first != second
+
+
 def test_did_only_client_goes_to_the_page_with_the_nonce(driver):
     response = driver.authorize(**{**CODE, "client_id": "did-client"})
     assert response.headers["Location"] == "/?nonce=n0nce"

@@ -104,3 +104,37 @@ def test_every_command_has_help(command):
     result = CliRunner().invoke(main, [*command, "--help"])
     assert result.exit_code == 0
     assert "Usage" in result.output
+
+
+def test_devchain_command_starts_answers_and_stops_on_ctrl_c():
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import requests
+
+    from opendid.devtools.devchain import PROJECT_ROOT, free_port
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "opendid.cli", "devchain", "--port",
+                                str(port)], cwd=PROJECT_ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    try:
+        line = ""
+        deadline = time.monotonic() + 120
+        while "dev chain running" not in line:
+            assert time.monotonic() < deadline and process.poll() is None
+            line = process.stdout.readline()
+        body = {"jsonrpc": "2.0", "id": 1, "method": "system_chain", "params": []}
+        assert requests.post(f"http://127.0.0.1:{port}", json=body, timeout=5).ok
+        process.send_signal(signal.SIGINT)
+        assert "dev chain stopped" in process.communicate(timeout=30)[0]
+        assert process.returncode == 0
+        try:
+            requests.post(f"http://127.0.0.1:{port}", json=body, timeout=2)
+            raise AssertionError("chopsticks still answers after Ctrl-C")
+        except requests.ConnectionError:
+            pass
+    finally:
+        if process.poll() is None:
+            process.kill()

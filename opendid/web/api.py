@@ -5,7 +5,15 @@ from __future__ import annotations
 import os
 from urllib.parse import quote
 
-from flask import Blueprint, Response, jsonify, render_template, request, session
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    jsonify,
+    render_template,
+    request,
+    session,
+)
 
 from opendid.kilt.dids import parse_full_did
 from opendid.kilt.errors import ChainError, ChainUnavailable, InvalidDid
@@ -45,12 +53,13 @@ def authorize() -> Response | tuple[str, int]:
                                message=exc.description), 400
     client = svc.provider.client_for(auth)
     login = {"id": os.urandom(16).hex(), "request": auth.to_dict()}
-    session.clear()
     if not client.requirements:
         login["did_nonce"] = auth.nonce or os.urandom(16).hex()
-        save_login(login)
-        return found(f"/?nonce={quote(login['did_nonce'])}")
+    session.clear()
     save_login(login)
+    current_app.session_interface.regenerate(session)  # a new login gets a new session id
+    if "did_nonce" in login:
+        return found(f"/?nonce={quote(login['did_nonce'])}")
     return found("/")
 
 
