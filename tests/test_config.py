@@ -126,3 +126,19 @@ def test_clients_are_kept_in_sqlite_and_the_file_wins_for_its_clients(tmp_path):
     store = app.extensions["opendid"].clients
     assert store.get("added-later") is not None
     assert store.get("example-client").redirect_urls == ["https://changed.example/cb"]
+
+
+def test_wsgi_entry_point_builds_the_app_from_opendid_config(tmp_path, monkeypatch):
+    import importlib
+    import sys
+    monkeypatch.setenv("OPENDID_CONFIG", str(SAMPLE))
+    monkeypatch.setenv("OPENDID_INSTANCE", str(tmp_path / "instance"))
+    sys.modules.pop("wsgi", None)
+    wsgi = importlib.import_module("wsgi")
+    response = wsgi.app.test_client().get("/.well-known/openid-configuration")
+    assert response.status_code == 200
+    assert response.json["issuer"] == "http://localhost:3001"
+    monkeypatch.delenv("OPENDID_CONFIG")
+    sys.modules.pop("wsgi", None)
+    with pytest.raises(ConfigError, match="OPENDID_CONFIG"):
+        importlib.import_module("wsgi")
