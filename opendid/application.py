@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from pathlib import Path
@@ -32,6 +33,24 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _session_key(config: Config, instance: Path) -> str:
+    """`session.sessionKey` (0x + 64 bytes); shorter means "generate one": generated once into
+    the instance folder, so that every worker and restart uses the same key."""
+    key = config.session.sessionKey
+    if key.startswith("0x") and len(key) >= 2 + 128:
+        return key
+    path = instance / "session.key"
+    if not path.exists():
+        tmp = instance / f"session.key.{os.getpid()}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write("0x" + os.urandom(64).hex())
+        with contextlib.suppress(FileExistsError):  # another worker was first: use its key
+            os.link(tmp, path)
+        tmp.unlink()
+    return path.read_text().strip()
+
+
 def create_app(config: Config | str | os.PathLike[str] | None = None, *, dev: bool | None = None,
                instance_path: str | os.PathLike[str] | None = None,
                chain: ChainClient | None = None,
@@ -56,7 +75,7 @@ def create_app(config: Config | str | os.PathLike[str] | None = None, *, dev: bo
                 template_folder=str(PROJECT_ROOT / "templates"),
                 static_folder=str(PROJECT_ROOT / "static"))
     app.config.update(
-        SECRET_KEY=config.session.sessionKey or os.urandom(64).hex(),
+        SECRET_KEY=_session_key(config, instance),
         MAX_CONTENT_LENGTH=MAX_BODY,
         SESSION_TYPE="sqlalchemy",
         SESSION_PERMANENT=True,

@@ -142,3 +142,15 @@ def test_wsgi_entry_point_builds_the_app_from_opendid_config(tmp_path, monkeypat
     sys.modules.pop("wsgi", None)
     with pytest.raises(ConfigError, match="OPENDID_CONFIG"):
         importlib.import_module("wsgi")
+
+
+def test_a_short_session_key_is_generated_once_and_kept(tmp_path):
+    from opendid.application import create_app
+    data = sample()
+    data["session"]["sessionKey"] = "0x"
+    path = write(tmp_path, data)
+    first = create_app(path, instance_path=tmp_path / "i").config["SECRET_KEY"]
+    again = create_app(path, instance_path=tmp_path / "i").config["SECRET_KEY"]
+    assert first == again and len(first) == 130
+    assert create_app(SAMPLE, instance_path=tmp_path / "j").config["SECRET_KEY"] == (
+        sample()["session"]["sessionKey"])
