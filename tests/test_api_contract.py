@@ -516,3 +516,25 @@ def test_the_wallet_session_is_bound_to_its_login(opendid, wallet, chain):
     assert (response.status_code, response.text) == DOES_NOT_MATCH
     assert first.http.post(first.url("/api/v1/challenge"),
                            json=session.challenge_response).status_code == 200
+
+
+def test_light_dids_as_the_upstream_suite_makes_them(driver, vectors):
+    """The upstream OpenDID suite's light DID (secret key inside its CBOR, no fragment)."""
+    case = vectors["light-did"]["cases"][0]
+    secret = from_hex(case["keyAgreement"]["secretKey"])
+    driver.authorize(**CODE)
+    data = driver.http.get(driver.url("/api/v1/challenge")).json()
+    session = driver.wallet.start_session(data["dAppEncryptionKeyUri"], data["challenge"],
+                                          driver.chain)
+    ciphertext, nonce = box_encrypt(from_hex(data["challenge"]), secret,
+                                    session.dapp_public_key)
+    response = driver.http.post(driver.url("/api/v1/challenge"), json={
+        "encryptionKeyUri": case["uri"], "encryptedChallenge": to_hex(ciphertext),
+        "nonce": to_hex(nonce)})
+    assert (response.status_code, response.text) == (200, "Challenge accepted")
+    session.secret = secret
+    envelope = driver.http.get(driver.url("/api/v1/credentials")).json()
+    assert envelope["receiverKeyUri"] == case["uri"]
+    requirements, challenge = driver.wallet.read_request(session, envelope)
+    driver.wallet_session, driver.credential_challenge = session, challenge
+    assert driver.submit().status_code == 204
