@@ -535,6 +535,6 @@ def test_light_dids_as_the_upstream_suite_makes_them(driver, vectors):
     session.secret = secret
     envelope = driver.http.get(driver.url("/api/v1/credentials")).json()
     assert envelope["receiverKeyUri"] == case["uri"]
-    requirements, challenge = driver.wallet.read_request(session, envelope)
+    _, challenge = driver.wallet.read_request(session, envelope)
     driver.wallet_session, driver.credential_challenge = session, challenge
     assert driver.submit().status_code == 204
