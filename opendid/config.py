@@ -7,6 +7,7 @@ client `idTokenSignedResponseAlg`.
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 from pathlib import Path
@@ -26,6 +27,9 @@ KNOWN_WEAK_SECRETS = {
 SAMPLE_NACL_SECRET = "0x27aa850a5424659706705b9b5d9126e3437274710823a17f8276682c296a7af2"
 JWT_ALGORITHMS = ("HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384")
 ID_TOKEN_ALGORITHMS = ("RS256", "ES256", "EdDSA")
+
+
+log = logging.getLogger(__name__)
 
 
 class ConfigError(ValueError):
@@ -80,7 +84,7 @@ class Config(_Model):
     host: str = "0.0.0.0"
     port: int = 3001
     production: bool = False
-    kiltEndpoint: str = "spiritnet"
+    kiltEndpoint: str
     basePath: str | None = None
     session: SessionConfig
     jwt: JwtConfig
@@ -125,7 +129,29 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     except ValueError as exc:
         raise ConfigError(f"{path}: {exc}") from None
     _check(config, path)
+    for key in unknown_keys(raw, Config):
+        log.warning("%s: unknown key '%s' is ignored (a typo?)", path, key)
     return config
+
+
+def unknown_keys(raw: Any, model: type[BaseModel], prefix: str = "") -> list[str]:
+    """Keys of `raw` that `model` does not know, recursively (for a warning, not an error:
+    newer OpenDID configs may carry keys this project does not use)."""
+    if not isinstance(raw, dict):
+        return []
+    found = []
+    for key, value in raw.items():
+        field = model.model_fields.get(str(key))
+        if field is None:
+            found.append(prefix + str(key))
+            continue
+        inner = field.annotation
+        if isinstance(inner, type) and issubclass(inner, BaseModel):
+            found += unknown_keys(value, inner, f"{prefix}{key}.")
+        elif str(key) == "clients" and isinstance(value, dict):
+            for client_id, client in value.items():
+                found += unknown_keys(client, ClientConfig, f"clients.{client_id}.")
+    return found
 
 
 def _check(config: Config, path: Path) -> None:

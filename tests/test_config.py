@@ -154,3 +154,20 @@ def test_a_short_session_key_is_generated_once_and_kept(tmp_path):
     assert first == again and len(first) == 130
     assert create_app(SAMPLE, instance_path=tmp_path / "j").config["SECRET_KEY"] == (
         sample()["session"]["sessionKey"])
+
+
+def test_unknown_keys_are_named_in_a_warning(tmp_path, caplog):
+    data = sample()
+    data["kiltEndpiont"] = "typo"
+    data["jwt"]["algoritm"] = "HS512"
+    data["clients"]["example-client"]["redirectUrl"] = "x"
+    load_config(write(tmp_path, data))
+    for key in ("kiltEndpiont", "jwt.algoritm", "clients.example-client.redirectUrl"):
+        assert f"unknown key '{key}'" in caplog.text
+
+
+def test_kilt_endpoint_is_required(tmp_path):
+    data = sample()
+    data.pop("kiltEndpoint")
+    with pytest.raises(ConfigError, match="kiltEndpoint"):
+        load_config(write(tmp_path, data))
