@@ -12,7 +12,14 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from conftest import OPENDID_REDIRECT, SECRET, bind_server, start_server, write_test_config
+from conftest import (
+    OPENDID_REDIRECT,
+    OUTPUT,
+    SECRET,
+    bind_server,
+    start_server,
+    write_test_config,
+)
 from opendid.application import create_app
 from opendid.devtools.devchain import PROJECT_ROOT, free_port
 from opendid.devtools.login_driver import LoginDriver
@@ -70,8 +77,10 @@ class Gunicorn:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Gunicorn:
+        OUTPUT.mkdir(exist_ok=True)
+        log = open(OUTPUT / f"gunicorn-{self.url.rsplit(':', 1)[1]}.log", "ab")  # noqa: SIM115
         self.process = subprocess.Popen(self.args, cwd=PROJECT_ROOT, env=self.env,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                        stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
