@@ -3,3 +3,4 @@
 from app import create_app
 
 app = create_app()
+app.extensions["opendid"].warm_up()

@@ -20,11 +20,14 @@ class OpenDidServer(BaseApplication):  # type: ignore[misc]
     def load(self) -> Any:
         from opendid.application import create_app
 
-        return create_app(self.config_path, dev=self.dev)
+        app = create_app(self.config_path, dev=self.dev)
+        app.extensions["opendid"].warm_up()
+        return app
 
 
 def run(config_path: Path, bind: str, workers: int, dev: bool) -> None:
     OpenDidServer(config_path, {
         "bind": bind, "workers": workers, "accesslog": "-", "timeout": 30,
         "forwarded_allow_ips": "127.0.0.1",
+        "control_socket_disable": True,  # a global path under ~/.gunicorn, shared by instances
     }, dev).run()

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from opendid.config import Config
 from opendid.kilt.chain import ChainClient
 from opendid.kilt.domain_linkage import did_configuration
+from opendid.kilt.errors import KiltError
 from opendid.login.service import LoginService
 from opendid.oidc.keys import KeyRing
 from opendid.oidc.provider import Provider
@@ -35,6 +37,18 @@ class Services:
     dev: bool
     wallet_path: Path | None
     _did_configuration: dict[str, object] | None = None
+
+    def warm_up(self) -> None:
+        """Connect to the chain in the background, so the first login does not wait for the
+        runtime metadata (a request arriving meanwhile waits on the client's lock)."""
+
+        def connect() -> None:
+            try:
+                self.chain.health()
+            except KiltError as exc:
+                log.warning("chain not reachable at start-up: %s", exc)
+
+        threading.Thread(target=connect, name="chain-warm-up", daemon=True).start()
 
     def did_configuration(self) -> dict[str, object]:
         """Built once per process (fresh salts), signed with the assertion key."""
