@@ -189,7 +189,7 @@ def keys() -> None:
 def keys_rotate(config_path: Path, instance: Path) -> None:
     """Add new current signing keys; old ones stay published until their tokens expire.
 
-    Running workers pick the new keys up when they restart (e.g. `kill -HUP` gunicorn).
+    Running workers pick the new keys up within a few seconds.
     """
     from opendid.config import ConfigError, load_config
     from opendid.oidc.keys import KeyRing

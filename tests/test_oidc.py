@@ -193,7 +193,7 @@ def test_code_reuse_revokes_standard_tokens_too(driver):
     assert refreshed.status_code == 400
 
 
-def test_keys_rotate_and_old_keys_stay_published(tmp_path):
+def test_keys_rotate_and_old_keys_stay_published(tmp_path, monkeypatch):
     from opendid.oidc.keys import KeyRing
     ring = KeyRing(tmp_path / "jwks.json", max_token_lifetime=3600)
     old = ring.signing_key("RS256").kid
@@ -205,6 +205,12 @@ def test_keys_rotate_and_old_keys_stay_published(tmp_path):
     jwt.decode(token, ring.verification_keys(), algorithms=["RS256"])
     assert KeyRing(tmp_path / "jwks.json", 3600).signing_key("RS256").kid == (
         ring.signing_key("RS256").kid)  # kept across restarts
+    import opendid.oidc.keys as keys_module
+    running = KeyRing(tmp_path / "jwks.json", 3600)  # another worker, started before a rotation
+    before = running.signing_key("ES256").kid
+    KeyRing(tmp_path / "jwks.json", 3600).rotate()
+    monkeypatch.setattr(keys_module, "RELOAD_INTERVAL", 0)
+    assert running.signing_key("ES256").kid != before
     expired = KeyRing(tmp_path / "jwks.json", max_token_lifetime=0)
     time.sleep(0.01)
     assert old not in {k["kid"] for k in expired.public_jwks()["keys"]}

@@ -2,7 +2,7 @@
 
 The JWKS keys (RS256, ES256, EdDSA) are generated into `instance/jwks.json` on first start and
 kept. `rotate()` adds a new current key per algorithm; a retired key stays published until every
-token it signed has expired.
+token it signed has expired. Running workers notice a rotation within a few seconds.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from opendid.config import JwtConfig
 warnings.filterwarnings("ignore", message="EdDSA is deprecated", module="joserfc")
 
 JWKS_ALGORITHMS = ("RS256", "ES256", "EdDSA")
+RELOAD_INTERVAL = 5.0
 Key = jwk.OctKey | jwk.RSAKey | jwk.ECKey | jwk.OKPKey
 
 
@@ -52,6 +53,18 @@ class KeyRing:
         self.max_token_lifetime = max_token_lifetime
         self._entries = self._load_or_create()
         self._imported: dict[str, Key] = {}
+        self._mtime = self.path.stat().st_mtime
+        self._checked = time.monotonic()
+
+    def _fresh(self) -> list[dict[str, Any]]:
+        """The entries, re-read when another process (`opendid keys rotate`) changed the file;
+        the file is looked at no more than every few seconds."""
+        if time.monotonic() - self._checked > RELOAD_INTERVAL:
+            self._checked = time.monotonic()
+            mtime = self.path.stat().st_mtime
+            if mtime != self._mtime:
+                self._entries, self._mtime = json.loads(self.path.read_text()), mtime
+        return self._entries
 
     def _load_or_create(self) -> list[dict[str, Any]]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -89,7 +102,7 @@ class KeyRing:
         return self._imported[kid]
 
     def signing_key(self, alg: str) -> Key:
-        entry = self._current(self._entries, alg)
+        entry = self._current(self._fresh(), alg)
         if entry is None:
             raise KeyError(f"no signing key for {alg}")
         return self._key(entry)
@@ -98,7 +111,7 @@ class KeyRing:
         """Current keys plus retired ones whose tokens may still be valid."""
         horizon = time.time() - self.max_token_lifetime
         keys = []
-        for entry in self._entries:
+        for entry in self._fresh():
             if entry["retired"] is None or entry["retired"] > horizon:
                 keys.append(self._key(entry).as_dict(private=False))
         return {"keys": keys}
@@ -118,7 +131,4 @@ class KeyRing:
             horizon = now - self.max_token_lifetime
             entries = [e for e in entries if e["retired"] is None or e["retired"] > horizon]
             self._save(entries)
-        self._entries = entries
-
-    def reload(self) -> None:
-        self._entries = json.loads(self.path.read_text())
+        self._entries, self._mtime = entries, self.path.stat().st_mtime
