@@ -13,7 +13,7 @@ from flask_session import Session
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import event
 
-from opendid.config import Config, ConfigError, load_config
+from opendid.config import Config, ConfigError, instance_folder, load_config
 from opendid.kilt.chain import ChainClient
 from opendid.services import build_services
 from opendid.web import api, devwallet, errors, pages, wellknown
@@ -68,8 +68,7 @@ def create_app(config: Config | str | os.PathLike[str] | None = None, *, dev: bo
         raise ConfigError("dev mode (--dev / OPENDID_DEV=1) is refused with production: true")
     wallet = wallet_path or os.environ.get("OPENDID_WALLET")
 
-    instance = Path(instance_path or os.environ.get("OPENDID_INSTANCE")
-                    or PROJECT_ROOT / "instance")
+    instance = instance_folder(instance_path)
     instance.mkdir(parents=True, exist_ok=True)
     app = Flask(__name__, instance_path=str(instance.resolve()),
                 template_folder=str(PROJECT_ROOT / "templates"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 import signal
 import sys
 from pathlib import Path
@@ -12,9 +13,12 @@ from pathlib import Path
 import click
 from substrateinterface import Keypair
 
+from opendid.config import instance_folder
 from opendid.kilt.chain import ChainClient, resolve_endpoint
 from opendid.kilt.errors import ChainError, ChainUnavailable
 from opendid.kilt.keys import sr25519_keypair
+from opendid.store.clients import ClientRecord, ClientStore
+from opendid.store.db import Database
 
 
 def _logging(verbose: bool) -> None:
@@ -184,9 +188,9 @@ def keys() -> None:
 @keys.command("rotate")
 @click.option("--config", "config_path", envvar="OPENDID_CONFIG", required=True,
               type=click.Path(dir_okay=False, path_type=Path), help="OpenDID config.yaml.")
-@click.option("--instance", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("instance"), show_default=True, help="Instance folder.")
-def keys_rotate(config_path: Path, instance: Path) -> None:
+@click.option("--instance", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Instance folder (default: $OPENDID_INSTANCE or the project's instance/).")
+def keys_rotate(config_path: Path, instance: Path | None) -> None:
     """Add new current signing keys; old ones stay published until their tokens expire.
 
     Running workers pick the new keys up within a few seconds.
@@ -199,10 +203,109 @@ def keys_rotate(config_path: Path, instance: Path) -> None:
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     lifetime = max(config.jwt.accessTokenLifetime, config.jwt.refreshTokenLifetime)
-    ring = KeyRing(instance / "jwks.json", lifetime)
+    ring = KeyRing(instance_folder(instance) / "jwks.json", lifetime)
     ring.rotate()
     kids = ", ".join(k["kid"] for k in ring.public_jwks()["keys"])
     click.echo(f"rotated; published keys: {kids}")
+
+
+@main.group()
+def clients() -> None:
+    """Manage registered clients (kept in SQLite in the instance folder).
+
+    Clients named in config.yaml are upserted at every start (the file wins for them);
+    clients added here stay until removed here.
+    """
+
+
+def _client_store(instance: Path | None) -> ClientStore:
+    return ClientStore(Database(instance_folder(instance) / "opendid.db"))
+
+
+INSTANCE_OPTION = click.option(
+    "--instance", type=click.Path(file_okay=False, path_type=Path), default=None,
+    help="Instance folder (default: $OPENDID_INSTANCE or the project's instance/).")
+
+
+@clients.command("list")
+@INSTANCE_OPTION
+def clients_list(instance: Path | None) -> None:
+    """List registered clients."""
+    store = _client_store(instance)
+    for client in store.all():
+        kind = f"standard ({client.id_token_alg})" if client.is_standard else "OpenDID-style"
+        access = "confidential" if client.client_secret else "public (PKCE)"
+        wants = f"{len(client.requirements)} requirement(s)" if client.requirements else \
+            "DID-only login"
+        click.echo(f"{client.client_id}: {kind}, {access}, {wants}, "
+                   f"source {store.source(client.client_id)}")
+        for url in client.redirect_urls:
+            click.echo(f"    {url}")
+
+
+@clients.command("add")
+@click.argument("client_id")
+@click.option("--redirect-url", "redirect_urls", multiple=True, required=True,
+              help="Registered redirect URL (repeatable).")
+@click.option("--public", is_flag=True, help="No secret; the client must use PKCE.")
+@click.option("--id-token-alg", type=click.Choice(["RS256", "ES256", "EdDSA"]), default=None,
+              help="Standard OIDC client: ID tokens signed with this JWKS key.")
+@click.option("--ctype", default=None, help="Required credential type (CType hash).")
+@click.option("--trusted-attester", "attesters", multiple=True,
+              help="DID of an attester the client trusts (repeatable).")
+@click.option("--property", "properties", multiple=True,
+              help="Credential property that must be disclosed (repeatable).")
+@INSTANCE_OPTION
+def clients_add(client_id: str, redirect_urls: tuple[str, ...], public: bool,
+                id_token_alg: str | None, ctype: str | None, attesters: tuple[str, ...],
+                properties: tuple[str, ...], instance: Path | None) -> None:
+    """Register a client; prints its generated secret once."""
+    from urllib.parse import urlsplit
+
+    from opendid.kilt.dids import parse_full_did
+    from opendid.kilt.encoding import from_hex
+    from opendid.kilt.errors import KiltError
+
+    store = _client_store(instance)
+    if store.source(client_id) == "config":
+        raise click.ClickException(f"{client_id} is defined in config.yaml; change it there")
+    for url in redirect_urls:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise click.BadParameter(f"{url!r} is not an http(s) URL", param_hint="--redirect-url")
+    requirements = []
+    if ctype is not None:
+        try:
+            from_hex(ctype, 32, "CType hash")
+            for did in attesters:
+                parse_full_did(did)
+        except KiltError as exc:
+            raise click.BadParameter(str(exc)) from None
+        requirements.append({"cTypeHash": ctype, "trustedAttesters": list(attesters),
+                             "requiredProperties": list(properties)})
+    elif attesters or properties:
+        raise click.UsageError("--trusted-attester and --property need --ctype")
+    secret = None if public else secrets.token_urlsafe(32)
+    store.upsert(ClientRecord(client_id, secret, list(redirect_urls), requirements,
+                              id_token_alg), source="cli")
+    click.echo(f"registered {client_id}")
+    if secret:
+        click.echo(f"client secret (shown once): {secret}")
+
+
+@clients.command("remove")
+@click.argument("client_id")
+@INSTANCE_OPTION
+def clients_remove(client_id: str, instance: Path | None) -> None:
+    """Remove a client added with `opendid clients add`."""
+    store = _client_store(instance)
+    source = store.source(client_id)
+    if source is None:
+        raise click.ClickException(f"no client {client_id}")
+    if source == "config":
+        raise click.ClickException(f"{client_id} is defined in config.yaml; remove it there")
+    store.delete(client_id)
+    click.echo(f"removed {client_id}")
 
 
 if __name__ == "__main__":

@@ -192,6 +192,12 @@ def _check_production(config: Config, path: Path) -> None:
         raise ConfigError(f"{path}: production: true refuses weak secrets: " + "; ".join(problems))
 
 
+def instance_folder(given: str | os.PathLike[str] | None = None) -> Path:
+    """Where state lives: the given folder, $OPENDID_INSTANCE, else `instance/` of the project."""
+    chosen = given or os.environ.get("OPENDID_INSTANCE")
+    return Path(chosen) if chosen else Path(__file__).resolve().parents[1] / "instance"
+
+
 def write_config(path: Path, data: dict[str, Any]) -> None:
     """Write a config (it holds secrets: mode 0600, created that way, never world-readable)."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -171,3 +171,33 @@ def test_kilt_endpoint_is_required(tmp_path):
     data.pop("kiltEndpoint")
     with pytest.raises(ConfigError, match="kiltEndpoint"):
         load_config(write(tmp_path, data))
+
+
+def test_clients_cli_adds_lists_and_removes_clients_the_server_uses(tmp_path):
+    from opendid.application import create_app
+    instance = ["--instance", str(tmp_path / "instance")]
+    runner = CliRunner()
+    create_app(SAMPLE, instance_path=tmp_path / "instance")  # loads example-client
+    added = runner.invoke(main, ["clients", "add", "shop", "--redirect-url",
+                                 "https://shop.example/cb", "--id-token-alg", "RS256",
+                                 "--ctype", "0x" + "11" * 32, "--property", "Email",
+                                 "--trusted-attester",
+                                 "did:kilt:4p4joKXxjuU1DrupnATY4U8biap7bysGb9RUsQBsfLvunoWs",
+                                 *instance])
+    assert added.exit_code == 0, added.output
+    secret = added.output.split("(shown once): ")[1].strip()
+    listed = runner.invoke(main, ["clients", "list", *instance]).output
+    assert "shop: standard (RS256), confidential, 1 requirement(s), source cli" in listed
+    assert "example-client: OpenDID-style" in listed
+    app = create_app(SAMPLE, instance_path=tmp_path / "instance")  # a restart keeps it
+    client = app.extensions["opendid"].clients.get("shop")
+    assert client.client_secret == secret and client.redirect_urls == ["https://shop.example/cb"]
+    response = app.test_client().get("/api/v1/authorize?client_id=shop&redirect_uri="
+                                     "https://shop.example/cb&response_type=code&state=s")
+    assert (response.status_code, response.headers["Location"]) == (302, "/")
+    refused = runner.invoke(main, ["clients", "remove", "example-client", *instance])
+    assert refused.exit_code != 0 and "config.yaml" in refused.output
+    bad = runner.invoke(main, ["clients", "add", "x", "--redirect-url", "ftp://x", *instance])
+    assert bad.exit_code != 0 and "http(s)" in bad.output
+    assert runner.invoke(main, ["clients", "remove", "shop", *instance]).exit_code == 0
+    assert "shop" not in runner.invoke(main, ["clients", "list", *instance]).output

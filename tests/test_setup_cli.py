@@ -99,7 +99,10 @@ def test_devchain_provision_command_writes_wallet_and_config(chain, chain_url, t
     assert (out / "wallet.json").exists() and (out / "state.json").exists()
 
 
-@pytest.mark.parametrize("command", [[], ["setup"], ["devchain"], ["devchain", "provision"]])
+@pytest.mark.parametrize("command", [
+    [], ["setup"], ["serve"], ["devchain"], ["devchain", "provision"], ["keys", "rotate"],
+    ["clients"], ["clients", "add"], ["clients", "list"], ["clients", "remove"],
+])
 def test_every_command_has_help(command):
     result = CliRunner().invoke(main, [*command, "--help"])
     assert result.exit_code == 0

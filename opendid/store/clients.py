@@ -48,6 +48,16 @@ class ClientStore:
             return None
         return ClientRecord(row[0], row[1], json.loads(row[2]), json.loads(row[3]), row[4])
 
+    def source(self, client_id: str) -> str | None:
+        row = self.db.connect().execute(
+            "SELECT source FROM clients WHERE client_id = ?", (client_id,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def delete(self, client_id: str) -> bool:
+        cursor = self.db.connect().execute("DELETE FROM clients WHERE client_id = ?",
+                                           (client_id,))
+        return cursor.rowcount == 1
+
     def all(self) -> list[ClientRecord]:
         ids = [r[0] for r in self.db.connect().execute("SELECT client_id FROM clients")]
         return [c for c in (self.get(i) for i in ids) if c is not None]
