@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from opendid.devtools.devchain import DevChain
+from opendid.devtools.devchain import DevChain, free_port
 from opendid.kilt.chain import (
     ChainClient,
     attestation_from_storage,
@@ -117,10 +117,7 @@ def test_named_endpoints_resolve():
 
 
 def test_unreachable_node_fails_fast_and_then_immediately():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    client = ChainClient(f"ws://127.0.0.1:{port}", timeout=1)
+    client = ChainClient(f"ws://127.0.0.1:{free_port()}", timeout=1)
     started = time.monotonic()
     with pytest.raises(ChainUnavailable):
         client.did("did:kilt:4rjJKb7pwS6MMqtyy2bwu9T3UjKWH76UWTBZXKnWBcQqTh6H")
