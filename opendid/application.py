@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,18 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
+
+
+@contextlib.contextmanager
+def _exclusive(lock_path: Path) -> Iterator[None]:
+    """An inter-process lock: Flask-Session's create_all is not safe when two processes create
+    the tables of a new database at once (one fails with "table already exists")."""
+    with open(lock_path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _session_key(config: Config, instance: Path) -> str:
@@ -92,10 +106,10 @@ def create_app(config: Config | str | os.PathLike[str] | None = None, *, dev: bo
     with app.app_context():
         event.listen(sessions_db.engine, "connect", _sqlite_pragmas)
     app.config["SESSION_SQLALCHEMY"] = sessions_db
-    Session(app)
-
-    services = build_services(config, instance, dev=bool(dev), chain=chain,
-                              wallet_path=Path(wallet) if wallet else None)
+    with _exclusive(instance / "init.lock"):  # workers start together: create tables once
+        Session(app)
+        services = build_services(config, instance, dev=bool(dev), chain=chain,
+                                  wallet_path=Path(wallet) if wallet else None)
     services.provider.init_app(app)
     app.extensions["opendid"] = services
 

@@ -98,7 +98,7 @@ def _rss_mib(pid: int) -> float:
     return 0.0
 
 
-def bench_logins(total: int, concurrency: int, workers: int) -> None:
+def bench_logins(total: int, concurrency: int, workers: int, server_log: str | None) -> None:
     """N complete logins (authorize -> challenge -> credential -> token) under gunicorn."""
     import subprocess
     import sys
@@ -124,7 +124,8 @@ def bench_logins(total: int, concurrency: int, workers: int) -> None:
             [sys.executable, "-m", "opendid.cli", "serve", "--config", state["config"],
              "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
             cwd=PROJECT_ROOT, env=dict(os.environ, OPENDID_INSTANCE=f"{tmp}/instance"),
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            stdout=open(server_log, "ab") if server_log else subprocess.DEVNULL,  # noqa: SIM115
+            stderr=subprocess.STDOUT)
         try:
             for _ in range(200):
                 try:
@@ -177,12 +178,13 @@ def main() -> None:
     logins.add_argument("-n", "--total", type=int, default=200)
     logins.add_argument("-k", "--concurrency", type=int, default=8)
     logins.add_argument("-w", "--workers", type=int, default=2)
+    logins.add_argument("--server-log", help="append gunicorn's output to this file")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     if args.what == "chain":
         bench_chain(args.runs)
     else:
-        bench_logins(args.total, args.concurrency, args.workers)
+        bench_logins(args.total, args.concurrency, args.workers, args.server_log)
 
 
 if __name__ == "__main__":

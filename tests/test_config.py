@@ -201,3 +201,22 @@ def test_clients_cli_adds_lists_and_removes_clients_the_server_uses(tmp_path):
     assert bad.exit_code != 0 and "http(s)" in bad.output
     assert runner.invoke(main, ["clients", "remove", "shop", *instance]).exit_code == 0
     assert "shop" not in runner.invoke(main, ["clients", "list", *instance]).output
+
+
+def _start_app(instance: str) -> str:
+    from opendid.application import create_app
+    try:
+        create_app(SAMPLE, instance_path=instance)
+    except Exception as exc:  # the test reports whatever broke a worker's start
+        return repr(exc)
+    return "ok"
+
+
+def test_workers_starting_together_on_a_new_instance_all_start(tmp_path):
+    """gunicorn boots its workers at once; a new database must not crash one of them."""
+    import multiprocessing
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(3) as pool:
+        for round_ in range(4):
+            instance = str(tmp_path / f"instance-{round_}")
+            assert pool.map(_start_app, [instance] * 3) == ["ok"] * 3
