@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from opendid.kilt.chain import resolve_endpoint
+from opendid.private_files import write_private
 
 KNOWN_WEAK_SECRETS = {
     "super-secret-jwt-secret",
@@ -200,11 +201,7 @@ def instance_folder(given: str | os.PathLike[str] | None = None) -> Path:
 
 def write_config(path: Path, data: dict[str, Any]) -> None:
     """Write a config (it holds secrets: mode 0600, created that way, never world-readable)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        yaml.safe_dump(data, handle, sort_keys=False)
-    os.chmod(path, 0o600)
+    write_private(path, yaml.safe_dump(data, sort_keys=False))
 
 
 def generate_secret(length: int = 32) -> str:

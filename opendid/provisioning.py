@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from opendid.kilt.chain import ChainClient
 from opendid.kilt.encoding import to_hex
 from opendid.kilt.extrinsics import create_did
 from opendid.kilt.keys import DidKeys
+from opendid.private_files import write_private
 
 log = logging.getLogger(__name__)
 
@@ -72,11 +72,7 @@ def service_config(keys: DidKeys, endpoint: str, origin: str,
 
 def write_secrets(path: Path, keys: DidKeys) -> None:
     """The service DID's mnemonic, from which every key can be re-derived (mode 0600)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump({"did": keys.did.uri, "mnemonic": keys.mnemonic}, handle, indent=2)
-    os.chmod(path, 0o600)
+    write_private(path, json.dumps({"did": keys.did.uri, "mnemonic": keys.mnemonic}, indent=2))
 
 
 def setup_service(client: ChainClient, payer: Keypair, out_dir: Path, endpoint: str,

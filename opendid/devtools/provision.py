@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from opendid.kilt.chain import ChainClient
 from opendid.kilt.credentials import make_credential
 from opendid.kilt.extrinsics import add_ctype, attest, claim_web3name, create_did, revoke
 from opendid.kilt.keys import DidKeys, sr25519_keypair
+from opendid.private_files import write_private
 from opendid.provisioning import setup_service
 
 log = logging.getLogger(__name__)
@@ -132,6 +132,4 @@ def provision(client: ChainClient, out_dir: Path, ids: Identities, origin: str,
 
 
 def _write_private(path: Path, data: dict[str, Any]) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(data, handle, indent=2)
+    write_private(path, json.dumps(data, indent=2))

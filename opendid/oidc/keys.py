@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
 import time
 import uuid
 import warnings
@@ -19,6 +18,7 @@ from typing import Any
 from joserfc import jwk
 
 from opendid.config import JwtConfig
+from opendid.private_files import write_private
 
 warnings.filterwarnings("ignore", message="EdDSA is deprecated", module="joserfc")
 
@@ -88,11 +88,7 @@ class KeyRing:
         return max(live, key=lambda e: e["created"]) if live else None
 
     def _save(self, entries: list[dict[str, Any]]) -> None:
-        tmp = self.path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(entries, handle)
-        os.replace(tmp, self.path)
+        write_private(self.path, json.dumps(entries))
 
     def _key(self, entry: dict[str, Any]) -> Key:
         """Imported once: importing an RSA private key checks it, which costs tens of ms."""
