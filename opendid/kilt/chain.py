@@ -236,17 +236,24 @@ class ChainClient:
         creator = full_did_from_account(address_to_account_id(entry["creator"]))
         return CType(ctype_hash, creator, int(entry["created_at"]))
 
-    def login_records(self, did: FullDid, root_hashes: list[str]) -> LoginRecords:
-        """DID document, web3name and attestations for one login, in one round trip."""
-        wanted = [("Did", "Did", did.address), ("Web3Names", "Names", did.address)]
+    def login_records(self, did: FullDid, root_hashes: list[str],
+                      known: DidDocument | None = None) -> LoginRecords:
+        """DID document, web3name and attestations for one login, in one round trip.
+
+        `known` is the DID's document when the caller read it already in this login.
+        """
+        reuse = known is not None and known.did == did
+        wanted = [("Web3Names", "Names", did.address)]
         wanted += [("Attestation", "Attestations", h) for h in root_hashes]
+        if not reuse:
+            wanted.append(("Did", "Did", did.address))
         values = self._read(wanted)
         return LoginRecords(
-            did=did_document_from_storage(did, values[0]),
-            web3name=web3name_from_storage(values[1]),
+            did=known if reuse else did_document_from_storage(did, values[-1]),
+            web3name=web3name_from_storage(values[0]),
             attestations={
                 h: attestation_from_storage(h, v)
-                for h, v in zip(root_hashes, values[2:], strict=True)
+                for h, v in zip(root_hashes, values[1:1 + len(root_hashes)], strict=True)
             },
         )
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from opendid.kilt.chain import ChainClient
+from opendid.kilt.chain import ChainClient, DidDocument
 from opendid.kilt.credentials import Presentation, signing_data, verify_data_integrity
 from opendid.kilt.crypto import verify_signature
 from opendid.kilt.dids import FullDid, parse_full_did, parse_key_uri
@@ -34,9 +34,14 @@ class VerifiedCredential:
 
 
 def verify_presentations(
-    presentations: Sequence[Presentation], challenge: str, chain: ChainClient
+    presentations: Sequence[Presentation], challenge: str, chain: ChainClient,
+    known: DidDocument | None = None,
 ) -> list[VerifiedCredential]:
-    """Verify every presentation (all of one owner) or raise `CredentialInvalid`."""
+    """Verify every presentation (all of one owner) or raise `CredentialInvalid`.
+
+    `known` is a DID document already read in this login (the message sender's), reused
+    when the owner is that DID.
+    """
     if not presentations:
         raise CredentialInvalid("no credential was presented")
     owners = set()
@@ -50,7 +55,7 @@ def verify_presentations(
         raise CredentialInvalid("all presented credentials must belong to one DID")
     (owner,) = owners
     roots = [p.rootHash.lower() for p in presentations]
-    records = chain.login_records(owner, roots)
+    records = chain.login_records(owner, roots, known)
     if records.did is None:
         raise CredentialInvalid(f"the owner DID {owner} does not exist on chain")
     verified = []
@@ -74,7 +79,7 @@ def verify_presentations(
     return verified
 
 
-def _verify_signature(presentation: Presentation, owner: FullDid, document: Any,
+def _verify_signature(presentation: Presentation, owner: FullDid, document: DidDocument,
                       challenge: str) -> None:
     signature = presentation.claimerSignature
     try:

@@ -156,7 +156,8 @@ class LoginService:
             raise LoginError(400, "Failed to parse message") from None
 
         try:
-            verified = verify_presentations(submission.body.content, challenge, self.chain)
+            verified = verify_presentations(submission.body.content, challenge, self.chain,
+                                            known=document)
             owner = verified[0].owner
             if owner != sender_key.did:
                 raise CredentialInvalid("the message is encrypted by another DID than the owner")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hmac
 import logging
-import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -246,9 +245,8 @@ class Provider:
             raise AuthorizeError("invalid_request", "Invalid client_id", False)
         return client
 
-    def complete(self, request: AuthRequest, identity: Identity) -> str:
+    def complete(self, request: AuthRequest, client: ClientRecord, identity: Identity) -> str:
         """Finish a login: the URL (code or implicit tokens) the browser must go to."""
-        client = self.client_for(request)
         grant_id = uuid.uuid4().hex
         if request.response_type == "code":
             code = uuid.uuid4().hex + uuid.uuid4().hex
@@ -415,6 +413,3 @@ def _with_params(uri: str, params: Mapping[str, Any], fragment: bool) -> str:
         return f"{uri}#{query}"
     return f"{uri}{'&' if urlsplit(uri).query else '?'}{query}"
 
-
-def now() -> int:
-    return int(time.time())

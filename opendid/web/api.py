@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 from urllib.parse import quote
 
 from flask import (
@@ -19,6 +20,7 @@ from opendid.kilt.dids import parse_full_did
 from opendid.kilt.errors import ChainError, ChainUnavailable, InvalidDid
 from opendid.login.service import LoginError
 from opendid.oidc.provider import AuthorizeError, AuthRequest
+from opendid.store.clients import ClientRecord
 from opendid.web.context import current_login, save_login, services
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -78,15 +80,22 @@ def post_challenge() -> Response:
     return text("Challenge accepted")
 
 
+def login_client(login: dict[str, Any]) -> tuple[AuthRequest, ClientRecord]:
+    """The login's authorization request and its client (which may have been removed since)."""
+    auth = AuthRequest.from_dict(login["request"])
+    client = services().clients.get(auth.client_id)
+    if client is None:
+        raise LoginError(400, "Invalid client_id")
+    return auth, client
+
+
 @bp.get("/credentials")
 def get_credentials() -> Response:
     login = current_login()
     if "wallet_key_uri" not in login:
         raise LoginError(401, "Failed to get session")
     svc = services()
-    client = svc.clients.get(login["request"]["client_id"])
-    if client is None:
-        raise LoginError(400, "Invalid client_id")
+    _, client = login_client(login)
     envelope, challenge = svc.login.request_credential(login["id"], login["wallet_key_uri"],
                                                        client.requirements)
     login["credential_challenge"] = challenge
@@ -100,25 +109,21 @@ def post_credentials() -> Response:
     if "credential_challenge" not in login:
         raise LoginError(401, "Failed to get session")
     svc = services()
-    auth = AuthRequest.from_dict(login["request"])
-    client = svc.clients.get(auth.client_id)
-    if client is None:
-        raise LoginError(400, "Invalid client_id")
+    auth, client = login_client(login)
     identity = svc.login.submit_credential(login["id"], login["credential_challenge"],
                                            client.requirements, request.get_json(silent=True))
-    return follow(svc.provider.complete(auth, identity))
+    return follow(svc.provider.complete(auth, client, identity))
 
 
 @bp.post("/did/<path:token>")
 def did_login(token: str) -> Response:
     login = current_login()
-    svc = services()
-    auth = AuthRequest.from_dict(login["request"])
-    client = svc.clients.get(auth.client_id)
-    if client is None or "did_nonce" not in login:
+    if "did_nonce" not in login:
         raise LoginError(401, "Failed to verify JWT: this application requires a credential")
+    svc = services()
+    auth, client = login_client(login)
     identity = svc.login.did_login(login["id"], login["did_nonce"], token)
-    return follow(svc.provider.complete(auth, identity))
+    return follow(svc.provider.complete(auth, client, identity))
 
 
 @bp.post("/token")
