@@ -156,6 +156,7 @@ def unknown_keys(raw: Any, model: type[BaseModel], prefix: str = "") -> list[str
 
 
 def _check(config: Config, path: Path) -> None:
+    _check_nacl_pair(config, path)
     if config.etcd:
         raise ConfigError(
             f"{path}: key 'etcd': etcd client sources are not supported yet; "
@@ -175,6 +176,22 @@ def _check(config: Config, path: Path) -> None:
         )
     if config.production:
         _check_production(config, path)
+
+
+def _check_nacl_pair(config: Config, path: Path) -> None:
+    """The key-agreement pair must match: a wrong public key would fail every login later."""
+    from opendid.kilt.crypto import x25519_public_key
+    from opendid.kilt.encoding import from_hex
+    from opendid.kilt.errors import InvalidHex
+
+    try:
+        secret = from_hex(config.session.naclSecretKey, 32, "naclSecretKey")
+        public = from_hex(config.session.naclPublicKey, 32, "naclPublicKey")
+    except InvalidHex as exc:
+        raise ConfigError(f"{path}: key 'session': {exc}") from None
+    if x25519_public_key(secret) != public:
+        raise ConfigError(f"{path}: key 'session.naclPublicKey': does not belong to "
+                          "session.naclSecretKey")
 
 
 def _check_production(config: Config, path: Path) -> None:

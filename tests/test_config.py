@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from opendid.cli import main
 from opendid.config import ConfigError, load_config
 from opendid.devtools.devchain import PROJECT_ROOT
+from opendid.kilt.crypto import x25519_public_key
 
 SAMPLE = PROJECT_ROOT.parent / "shared" / "docs" / "config-sample.yaml"
 
@@ -53,6 +54,9 @@ def test_named_endpoints(tmp_path, endpoint, url):
      "checksDirectory", "not supported"),
     (lambda d: d.update(etcd={"endpoints": ["http://etcd:2379"]}), "etcd", "not supported"),
     (lambda d: d["jwt"].update(algorithm="RS256"), "jwt.secretKey", "PEM"),
+    (lambda d: d["session"].update(naclPublicKey="0x" + "11" * 32), "session.naclPublicKey",
+     "does not belong"),
+    (lambda d: d["session"].update(naclSecretKey="0x12"), "session", "32 bytes"),
 ])
 def test_config_errors_name_file_key_and_problem(tmp_path, mutate, where, what):
     data = sample()
@@ -95,6 +99,7 @@ def test_serve_reports_config_errors_and_refuses_dev_in_production(tmp_path):
     data["production"] = True
     data["jwt"]["secretKey"] = "x" * 40
     data["session"]["naclSecretKey"] = "0x" + "11" * 32
+    data["session"]["naclPublicKey"] = "0x" + x25519_public_key(b"\x11" * 32).hex()
     data["clients"]["example-client"]["clientSecret"] = "y" * 32
     path = write(tmp_path, data)
     load_config(path)  # strong enough for production
@@ -108,6 +113,7 @@ def test_create_app_refuses_dev_mode_in_production(tmp_path):
     data["production"] = True
     data["jwt"]["secretKey"] = "x" * 40
     data["session"]["naclSecretKey"] = "0x" + "11" * 32
+    data["session"]["naclPublicKey"] = "0x" + x25519_public_key(b"\x11" * 32).hex()
     data["clients"]["example-client"]["clientSecret"] = "y" * 32
     with pytest.raises(ConfigError, match="dev mode"):
         create_app(write(tmp_path, data), dev=True, instance_path=tmp_path / "i")

@@ -20,7 +20,7 @@ import requests
 
 from opendid.devtools.wallet import HeldCredential, Wallet, WalletSession
 from opendid.kilt.chain import ChainClient
-from opendid.kilt.didjwt import make_did_jwt, signing_data
+from opendid.kilt.didjwt import make_did_jwt, signing_data, unsigned_did_jwt
 
 
 def pkce_pair() -> tuple[str, str]:
@@ -104,10 +104,9 @@ class LoginDriver:
         now = int(time.time())
         payload = {"iss": did, "sub": did, "nonce": nonce, "exp": now + lifetime, "nbf": now - 1}
         payload.update(overrides)
-        enc = make_did_jwt(header, payload, "0x")  # placeholder signature to get the input
-        signing_input = ".".join(enc.split(".")[:2])
-        signed = self.wallet.sign_with_did(signing_data(signing_input))
-        return make_did_jwt(header, payload, signed["signature"])
+        unsigned = unsigned_did_jwt(header, payload)
+        signed = self.wallet.sign_with_did(signing_data(unsigned))
+        return make_did_jwt(unsigned, signed["signature"])
 
     def did_login(self, token: str) -> requests.Response:
         return self.http.post(self.url("/api/v1/did/" + token), allow_redirects=False,

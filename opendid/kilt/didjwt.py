@@ -56,12 +56,17 @@ def signing_data(header_and_payload: str) -> str:
     return hashlib.sha512(header_and_payload.encode("ascii")).hexdigest()
 
 
-def make_did_jwt(header: dict[str, Any], payload: dict[str, Any], signature_hex: str) -> str:
-    """Assemble a token the way OpenDID's login page does (used by wallets and tests)."""
+def unsigned_did_jwt(header: dict[str, Any], payload: dict[str, Any]) -> str:
+    """`header.payload` as OpenDID's login page writes it (standard, padded base64 JSON)."""
     def enc(obj: dict[str, Any]) -> str:
         return base64.b64encode(json.dumps(obj, separators=(",", ":")).encode()).decode()
 
-    return f"{enc(header)}.{enc(payload)}.{base64.b64encode(signature_hex.encode()).decode()}"
+    return f"{enc(header)}.{enc(payload)}"
+
+
+def make_did_jwt(unsigned: str, signature_hex: str) -> str:
+    """The token: `header.payload` plus base64 of the wallet's 0x-hex signature."""
+    return f"{unsigned}.{base64.b64encode(signature_hex.encode()).decode()}"
 
 
 def parse_did_jwt(token: str) -> DidJwt:

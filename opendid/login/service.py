@@ -63,7 +63,6 @@ class ServiceKeys:
     key_uri: str
     did: str
     secret: bytes
-    public: bytes
 
     @classmethod
     def from_config(cls, config: Config) -> ServiceKeys:
@@ -71,7 +70,6 @@ class ServiceKeys:
             key_uri=config.session.keyUri,
             did=config.session.keyUri.split("#")[0],
             secret=from_hex(config.session.naclSecretKey, 32, "session.naclSecretKey"),
-            public=from_hex(config.session.naclPublicKey, 32, "session.naclPublicKey"),
         )
 
 

@@ -14,10 +14,16 @@ def services() -> Services:
     return cast(Services, current_app.extensions["opendid"])
 
 
-def current_login() -> dict[str, Any]:
-    """The login started by /authorize in this browser session, or 401 as OpenDID answers."""
+def login_or_none() -> dict[str, Any] | None:
+    """The login started by /authorize in this browser session, if any."""
     login = session.get("login")
-    if not isinstance(login, dict) or "id" not in login:
+    return login if isinstance(login, dict) and "id" in login else None
+
+
+def current_login() -> dict[str, Any]:
+    """The login in this browser session, or 401 as OpenDID answers."""
+    login = login_or_none()
+    if login is None:
         raise LoginError(401, "Failed to get session")
     return login
 

@@ -8,21 +8,16 @@ from flask import Blueprint, Response, render_template, request, session
 
 from opendid.login.describe import describe_requirement, failure, steps
 from opendid.oidc.provider import AuthRequest
-from opendid.web.context import services
+from opendid.web.context import login_or_none, services
 
 bp = Blueprint("pages", __name__)
 
 MAX_WALLETS = 20
 
 
-def _login() -> dict | None:
-    login = session.get("login")
-    return login if isinstance(login, dict) and "request" in login else None
-
-
 @bp.get("/")
 def login_page() -> str:
-    login = _login()
+    login = login_or_none()
     svc = services()
     client = svc.clients.get(login["request"]["client_id"]) if login else None
     return render_template(
@@ -65,12 +60,12 @@ def failed() -> str:
     title, message = failure(reason)
     detail = request.args.get("detail", "")[:300]
     return render_template("partials/failure.html", title=title, message=message, detail=detail,
-                           retry=reason != "expired" and _login() is not None)
+                           retry=reason != "expired" and login_or_none() is not None)
 
 
 @bp.get("/login/cancel")
 def cancel() -> Response | tuple[str, int]:
-    login = _login()
+    login = login_or_none()
     if login is None:
         return render_template("error.html", title="No login in progress",
                                message="There is no login to cancel."), 400
