@@ -128,7 +128,8 @@ def extra_clients(provisioned: dict[str, Any], rp_redirects: list[str]) -> dict[
         "opendid-client": {"requirements": requirement, "redirectUrls": [OPENDID_REDIRECT],
                            "clientSecret": SECRET},
         "standard-client": {"requirements": requirement, "redirectUrls": [STANDARD_REDIRECT],
-                            "clientSecret": SECRET, "idTokenSignedResponseAlg": "RS256"},
+                            "clientSecret": SECRET, "idTokenSignedResponseAlg": "RS256",
+                            "responseTypes": ["code", "id_token", "id_token token"]},
         "es-client": {"requirements": requirement, "redirectUrls": [STANDARD_REDIRECT],
                       "clientSecret": SECRET, "idTokenSignedResponseAlg": "ES256"},
         "eddsa-client": {"requirements": requirement, "redirectUrls": [STANDARD_REDIRECT],
@@ -139,7 +140,16 @@ def extra_clients(provisioned: dict[str, Any], rp_redirects: list[str]) -> dict[
         "strict-client": {"requirements": strict, "redirectUrls": [OPENDID_REDIRECT],
                           "clientSecret": SECRET},
         "rp-client": {"requirements": requirement, "redirectUrls": rp_redirects,
-                      "clientSecret": SECRET, "idTokenSignedResponseAlg": "RS256"},
+                      "clientSecret": SECRET, "idTokenSignedResponseAlg": "RS256",
+                      "responseTypes": ["code", "id_token"]},
+        # public, no idTokenSignedResponseAlg: still gets JWKS-signed (RS256) tokens
+        "bare-public-client": {"requirements": requirement, "redirectUrls": [STANDARD_REDIRECT]},
+        # OpenDID-style, limited to the code flow
+        "code-only-client": {"requirements": requirement, "redirectUrls": [OPENDID_REDIRECT],
+                             "clientSecret": SECRET, "responseTypes": ["code"]},
+        # OpenDID-style, opted in to refreshing at /token with client authentication only
+        "opt-in-client": {"requirements": requirement, "redirectUrls": [OPENDID_REDIRECT],
+                          "clientSecret": SECRET, "refreshRequiresClientAuth": True},
     }
 
 

@@ -40,7 +40,8 @@ def dev_site(provisioned: dict[str, Any], tmp_path_factory: pytest.TempPathFacto
     data = yaml.safe_load(path.read_text())
     data["clients"]["did-rp-client"] = {
         "redirectUrls": [f"{did_rp_url}/callback", f"{did_rp_url}/callback/implicit"],
-        "clientSecret": SECRET, "idTokenSignedResponseAlg": "RS256"}
+        "clientSecret": SECRET, "idTokenSignedResponseAlg": "RS256",
+        "responseTypes": ["code", "id_token"]}
     data["clients"]["other-ctype-client"] = {
         "requirements": [{"cTypeHash": OTHER_CTYPE, "trustedAttesters": [],
                           "requiredProperties": []}],

@@ -233,7 +233,7 @@ def clients_list(instance: Path | None) -> None:
     """List registered clients."""
     store = _client_store(instance)
     for client in store.all():
-        kind = f"standard ({client.id_token_alg})" if client.is_standard else "OpenDID-style"
+        kind = f"standard ({client.signing_alg})" if client.is_standard else "OpenDID-style"
         access = "confidential" if client.client_secret else "public (PKCE)"
         wants = f"{len(client.requirements)} requirement(s)" if client.requirements else \
             "DID-only login"

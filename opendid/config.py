@@ -2,7 +2,7 @@
 
 A config error names the file, the key and what is wrong. `production: true` refuses weak or
 default secrets. This project's additions are optional: top-level `issuer`, `chainSpec`, and per
-client `idTokenSignedResponseAlg`.
+client `idTokenSignedResponseAlg`, `responseTypes` and `refreshRequiresClientAuth`.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from opendid.kilt.chain import resolve_endpoint
 from opendid.private_files import write_private
+from opendid.store.clients import RESPONSE_TYPES
 
 KNOWN_WEAK_SECRETS = {
     "super-secret-jwt-secret",
@@ -79,6 +80,21 @@ class ClientConfig(_Model):
     clientSecret: str | None = None
     checksDirectory: str | None = None
     idTokenSignedResponseAlg: Literal[ID_TOKEN_ALGORITHMS] | None = None  # type: ignore[valid-type]
+    # Which response types the client may ask for; None: all three for OpenDID-style
+    # confidential clients, ["code"] for standard and public clients.
+    responseTypes: list[Literal[RESPONSE_TYPES]] | None = None  # type: ignore[valid-type]
+    # Opt in to RFC 6749 §6 for an OpenDID-style client: its refresh tokens only at /token with
+    # client authentication, refused at /api/v1/refresh (always so for standard clients).
+    refreshRequiresClientAuth: bool = False
+
+    @field_validator("responseTypes")
+    @classmethod
+    def _response_types(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and not value:
+            raise ValueError("list at least one response type, or leave the key out")
+        if value is not None and len(set(value)) != len(value):
+            raise ValueError("each response type once")
+        return value
 
 
 class Config(_Model):

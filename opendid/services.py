@@ -70,6 +70,8 @@ def build_services(config: Config, instance: Path, dev: bool = False,
             redirect_urls=list(client.redirectUrls),
             requirements=[r.model_dump() for r in client.requirements],
             id_token_alg=client.idTokenSignedResponseAlg,
+            response_types=None if client.responseTypes is None else tuple(client.responseTypes),
+            refresh_requires_client_auth=client.refreshRequiresClientAuth,
         ))
     lifetime = max(config.jwt.accessTokenLifetime, config.jwt.refreshTokenLifetime)
     keyring = KeyRing(instance / "jwks.json", lifetime)

@@ -90,6 +90,8 @@ def provision(client: ChainClient, out_dir: Path, ids: Identities, origin: str,
             "redirectUrls": redirect_urls,
             "clientSecret": client_secret,
             "idTokenSignedResponseAlg": "RS256",
+            # the demo app offers the implicit flow too (standard clients default to code)
+            "responseTypes": ["code", "id_token"],
         },
     }
     setup = setup_service(client, payer, out_dir, client.url, origin, service_keys, clients)

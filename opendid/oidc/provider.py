@@ -3,6 +3,13 @@
 The authorize step and its result (code or implicit tokens) follow OpenDID's contract (302s and
 fragments the original's front ends expect); the token endpoint, client authentication, PKCE and
 RFC 6749 error bodies are authlib's grants over our stores.
+
+Refresh tokens rotate at both refresh endpoints: `/token` (`grant_type=refresh_token`, client
+authentication as RFC 6749 §6 requires for confidential clients) and OpenDID's
+`/api/v1/refresh` (no client authentication: kept for OpenDID-style clients' tokens only, since
+existing integrations use it). Presenting a rotated refresh token again is a reuse (RFC 9700
+§4.14.2): the whole grant is revoked. Of two racing presentations of one token, exactly one
+rotates it; the other is a reuse, so the winner's new tokens are revoked as well.
 """
 
 from __future__ import annotations
@@ -25,12 +32,15 @@ from flask import Flask
 from opendid.config import Config
 from opendid.login.identity import Identity
 from opendid.oidc.tokens import TokenService
-from opendid.store.clients import ClientRecord, ClientStore
-from opendid.store.grants import GrantStore
+from opendid.store.clients import RESPONSE_TYPES, ClientRecord, ClientStore
+from opendid.store.grants import GrantStore, NewToken
 
 log = logging.getLogger(__name__)
 
-RESPONSE_TYPES = ("code", "id_token", "id_token token")
+__all__ = ["RESPONSE_MODES", "RESPONSE_TYPES", "AuthRequest", "AuthorizeError", "Client",
+           "Provider", "error_location"]
+
+RESPONSE_MODES = ("query", "fragment")
 CODE_LIFETIME = 60
 AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
 MAX_PARAM_LENGTH = 2048
@@ -58,6 +68,7 @@ class AuthRequest:
     nonce: str | None
     code_challenge: str | None
     code_challenge_method: str | None
+    response_mode: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -97,7 +108,7 @@ class Client(ClientMixin):
         return method == "none"
 
     def check_response_type(self, response_type: str) -> bool:
-        return response_type in RESPONSE_TYPES
+        return response_type in self.record.allowed_response_types
 
     def check_grant_type(self, grant_type: str) -> bool:
         return grant_type in ("authorization_code", "refresh_token")
@@ -139,8 +150,12 @@ class StoredCode(AuthorizationCodeMixin):
 
 
 class StoredRefresh:
-    def __init__(self, token: str, grant_id: str, client_id: str, data: dict[str, Any]) -> None:
+    """A refresh token that is live or was rotated (`rotated`: presenting it is a reuse)."""
+
+    def __init__(self, token: str, grant_id: str, client_id: str, data: dict[str, Any],
+                 rotated: bool) -> None:
         self.token, self.grant_id, self.client_id, self.data = token, grant_id, client_id, data
+        self.rotated = rotated
 
     def check_client(self, client: Client) -> bool:
         return hmac.compare_digest(client.client_id, self.client_id)
@@ -187,10 +202,15 @@ class Provider:
                 return provider._find_refresh(refresh_token)
 
             def authenticate_user(self, refresh_token: StoredRefresh) -> GrantUser | None:
-                return provider._consume_refresh(refresh_token)
+                """Runs after client authentication and the client binding check."""
+                if refresh_token.rotated:
+                    provider._reused(refresh_token)
+                    raise InvalidGrantError("The refresh token was already used.")
+                return GrantUser(Identity.from_dict(refresh_token.data["identity"]),
+                                 refresh_token.grant_id)
 
             def revoke_old_credential(self, refresh_token: StoredRefresh) -> None:
-                """Consumed atomically in authenticate_user already."""
+                """Rotated atomically with saving the new tokens (Provider._save_token)."""
 
         self.server.register_grant(CodeGrant, [CodeChallenge(required=True), self._add_id_token])
         self.server.register_grant(RefreshGrant)
@@ -210,17 +230,28 @@ class Provider:
             raise AuthorizeError("invalid_request", "Invalid redirect_uri", False)
         state = args.get("state")
         response_type = args.get("response_type")
+        response_mode = args.get("response_mode")
+        error_mode = response_mode if _mode_allowed(response_type, response_mode) else None
 
         def fail(error: str, description: str) -> AuthorizeError:
             exc = AuthorizeError(error, description, True)
             exc.location = error_location(client, redirect_uri, response_type, state, error,
-                                          description)
+                                          description, error_mode)
             return exc
 
+        if "request" in args:
+            raise fail("request_not_supported", "Request objects are not supported")
+        if "request_uri" in args:
+            raise fail("request_uri_not_supported", "request_uri is not supported")
         if not response_type:
             raise fail("invalid_request", "Invalid response_type")
         if response_type not in RESPONSE_TYPES:
             raise fail("unsupported_response_type", "Invalid response_type")
+        if response_type not in client.allowed_response_types:
+            raise fail("unauthorized_client",
+                       f"This client may not use response_type {response_type}")
+        if response_mode is not None and not _mode_allowed(response_type, response_mode):
+            raise fail("invalid_request", "Unsupported response_mode for this response_type")
         nonce = args.get("nonce")
         if response_type != "code" and not nonce:
             raise fail("invalid_request", "Invalid nonce")
@@ -231,13 +262,14 @@ class Provider:
         if response_type == "code" and not client.client_secret and not challenge:
             raise fail("invalid_request", "PKCE (S256 code_challenge) is required for this client")
         return AuthRequest(client.client_id, redirect_uri, response_type,
-                           args.get("scope") or "openid", state, nonce, challenge, method)
+                           args.get("scope") or "openid", state, nonce, challenge, method,
+                           response_mode)
 
     def cancel_location(self, request: AuthRequest) -> str:
         """Where to send the user who gives up: the client's redirect URI with access_denied."""
         return error_location(self.client_for(request), request.redirect_uri,
                               request.response_type, request.state, "access_denied",
-                              "The user cancelled the login")
+                              "The user cancelled the login", request.response_mode)
 
     def client_for(self, request: AuthRequest) -> ClientRecord:
         client = self.clients.get(request.client_id)
@@ -255,7 +287,7 @@ class Provider:
             }, CODE_LIFETIME)
             log.info("issued code to %s for %s", client.client_id, identity.did)
             return _with_params(request.redirect_uri, {"code": code, "state": request.state},
-                                False)
+                                request.response_mode == "fragment")
         return _with_params(request.redirect_uri,
                             self._implicit(client, request, identity, grant_id), True)
 
@@ -286,29 +318,56 @@ class Provider:
         return params
 
     def _store(self, token: str, kind: str, grant_id: str, client: ClientRecord,
-               identity: Identity, lifetime: int, scope: str | None) -> None:
-        self.grants.save_token(token, kind, grant_id, client.client_id,
-                               {"identity": identity.to_dict(), "scope": scope}, lifetime)
+               identity: Identity, lifetime: int, scope: str | None) -> bool:
+        """Save a live token; False when its grant was revoked meanwhile (a reused code)."""
+        return self.grants.save_token(token, kind, grant_id, client.client_id,
+                                      _token_data(identity, scope), lifetime)
 
     # -- OpenDID's refresh endpoint and userinfo ---------------------------------------------------
 
     def refresh_opendid(self, refresh_token: str) -> dict[str, str] | None:
-        """`/api/v1/refresh`: rotate a refresh token; None when it is not valid (any more)."""
+        """`/api/v1/refresh`: rotate an OpenDID-style client's refresh token; None when it is
+        not valid here. Standard and public clients' tokens (and those of clients that opted
+        in with `refreshRequiresClientAuth`) are refused unchanged: they need client
+        authentication, at `/token`."""
         stored = self._find_refresh(refresh_token)
         if stored is None:
             return None
-        user = self._consume_refresh(stored)
         client = self.clients.get(stored.client_id)
-        if user is None or client is None:
+        if client is None:
             return None
+        if client.refresh_needs_client_auth:
+            log.info("refused /api/v1/refresh for %s: its refresh tokens need client "
+                     "authentication at /token", client.client_id)
+            return None
+        if stored.rotated:
+            self._reused(stored)
+            return None
+        identity = Identity.from_dict(stored.data["identity"])
         scope = stored.get_scope()
-        access = self.tokens.access_token(client, user.identity, scope)
-        refresh = self.tokens.refresh_token(client, user.identity, scope)
-        self._store(access.token, "access", user.grant_id, client, user.identity,
-                    access.lifetime, scope)
-        self._store(refresh.token, "refresh", user.grant_id, client, user.identity,
-                    refresh.lifetime, scope)
+        access = self.tokens.access_token(client, identity, scope)
+        refresh = self.tokens.refresh_token(client, identity, scope)
+        if not self._rotate(stored, client, identity, scope, [
+                (access.token, "access", access.lifetime),
+                (refresh.token, "refresh", refresh.lifetime)]):
+            return None
         return {"accessToken": access.token, "refreshToken": refresh.token}
+
+    def _rotate(self, stored: StoredRefresh, client: ClientRecord, identity: Identity,
+                scope: str | None, new: list[tuple[str, str, int]]) -> bool:
+        """Replace `stored` by the new tokens, atomically; losing a race for it is a reuse."""
+        data = _token_data(identity, scope)
+        if self.grants.rotate(stored.token, "refresh", stored.grant_id, client.client_id,
+                              [NewToken(token, kind, data, ttl) for token, kind, ttl in new]):
+            return True
+        self._reused(stored)
+        return False
+
+    def _reused(self, stored: StoredRefresh) -> None:
+        """A rotated refresh token came back: someone else holds it; end the whole grant."""
+        revoked = self.grants.revoke_grant(stored.grant_id)
+        log.warning("refresh token of %s reused: revoked grant %s (%d tokens)", stored.client_id,
+                    stored.grant_id, revoked)
 
     def userinfo(self, access_token: str) -> dict[str, Any] | None:
         found = self.grants.active_token(access_token, "access")
@@ -345,13 +404,10 @@ class Provider:
                          code.get_nonce(), code.code)
 
     def _find_refresh(self, token: str) -> StoredRefresh | None:
-        found = self.grants.active_token(token, "refresh")
-        return None if found is None else StoredRefresh(token, *found)
-
-    def _consume_refresh(self, stored: StoredRefresh) -> GrantUser | None:
-        if not self.grants.consume_token(stored.token, "refresh"):
-            raise InvalidGrantError("The refresh token was already used.")
-        return GrantUser(Identity.from_dict(stored.data["identity"]), stored.grant_id)
+        found = self.grants.find_token(token, "refresh")
+        if found is None:
+            return None
+        return StoredRefresh(token, found.grant_id, found.client_id, found.data, found.rotated)
 
     def _generate_token(self, grant_type: str, client: Client, user: GrantUser,
                         scope: str | None, expires_in: int | None = None,
@@ -371,11 +427,18 @@ class Provider:
         client: Client = request.client
         scope = token.get("scope")
         lifetime = self.config.jwt
-        self._store(token["access_token"], "access", user.grant_id, client.record, user.identity,
-                    lifetime.accessTokenLifetime, scope)
+        new = [(token["access_token"], "access", lifetime.accessTokenLifetime)]
         if "refresh_token" in token:
-            self._store(token["refresh_token"], "refresh", user.grant_id, client.record,
-                        user.identity, lifetime.refreshTokenLifetime, scope)
+            new.append((token["refresh_token"], "refresh", lifetime.refreshTokenLifetime))
+        old: StoredRefresh | None = request.refresh_token
+        if old is not None:  # grant_type=refresh_token
+            if not self._rotate(old, client.record, user.identity, scope, new):
+                raise InvalidGrantError("The refresh token was already used.")
+            return
+        for value, kind, ttl in new:
+            if not self._store(value, kind, user.grant_id, client.record, user.identity, ttl,
+                               scope):
+                raise InvalidGrantError("The authorization code was already used.")
 
     def _add_id_token(self, grant: Any) -> None:
         """authlib extension: every code exchange also returns an ID token."""
@@ -391,12 +454,29 @@ class Provider:
 
 
 def error_location(client: ClientRecord, redirect_uri: str, response_type: str | None,
-                   state: str | None, error: str, description: str) -> str:
-    """An error result: in the query as the original does, in the fragment for standard
-    clients with an implicit response type (OIDC Core §3.2.2.6)."""
-    fragment = client.is_standard and response_type not in (None, "code")
+                   state: str | None, error: str, description: str,
+                   response_mode: str | None = None) -> str:
+    """An error result: where the request's `response_mode` asked for results; else in the
+    query as the original does, in the fragment for standard clients with an implicit
+    response type (OIDC Core §3.2.2.6)."""
+    if response_mode in RESPONSE_MODES:
+        fragment = response_mode == "fragment"
+    else:
+        fragment = client.is_standard and response_type not in (None, "code")
     return _with_params(redirect_uri, {"error": error, "error_description": description,
                                        "state": state}, fragment)
+
+
+def _mode_allowed(response_type: str | None, response_mode: str | None) -> bool:
+    """Honoured response modes: `query` for the code flow only (tokens never go in a query,
+    OAuth 2.0 Multiple Response Types §5), `fragment` for every response type."""
+    if response_mode == "fragment":
+        return True
+    return response_mode == "query" and response_type == "code"
+
+
+def _token_data(identity: Identity, scope: str | None) -> dict[str, Any]:
+    return {"identity": identity.to_dict(), "scope": scope}
 
 
 def _valid_uri(uri: str) -> bool:

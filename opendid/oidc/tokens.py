@@ -1,9 +1,11 @@
 """Minting and checking tokens, in OpenDID's style or as standard OIDC tokens.
 
-OpenDID-style clients (no `idTokenSignedResponseAlg`) get the original's tokens: the config's
-algorithm and key, `iss` = `jwt.tokenIssuer`. Standard clients get ID tokens signed with the
-JWKS key of their algorithm, `iss` = the OIDC issuer, `aud` = their client id, plus
-`auth_time` and `at_hash`. Both carry OpenDID's `w3n` and `pro`.
+OpenDID-style clients (confidential, no `idTokenSignedResponseAlg`) get the original's tokens:
+the config's algorithm and key, `iss` = `jwt.tokenIssuer`. Standard clients get ID tokens
+signed with the JWKS key of their algorithm, `iss` = the OIDC issuer, `aud` = their client id,
+plus `auth_time` and `at_hash`. Public clients are always standard (RS256 unless configured):
+without a secret they could not check a token signed with the server-wide HMAC secret. Both
+kinds carry OpenDID's `w3n` and `pro`.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ class TokenService:
 
     def _sign(self, claims: dict[str, Any], client: ClientRecord) -> str:
         if client.is_standard:
-            alg = str(client.id_token_alg)
+            alg = str(client.signing_alg)
             key = self.keyring.signing_key(alg)
             header = {"alg": alg, "typ": "JWT", "kid": key.kid}
         else:
@@ -63,7 +65,7 @@ class TokenService:
         if nonce is not None:
             claims["nonce"] = nonce
         if client.is_standard:
-            alg = str(client.id_token_alg)
+            alg = str(client.signing_alg)
             claims["aud"] = client.client_id
             claims["auth_time"] = identity.auth_time or now
             if access_token:

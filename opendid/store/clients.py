@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
 from opendid.store.db import Database
 
 log = logging.getLogger(__name__)
+
+RESPONSE_TYPES = ("code", "id_token", "id_token token")
+PUBLIC_CLIENT_ALG = "RS256"
+
+# Columns added after the first release: created on existing databases at start.
+ADDED_COLUMNS = {
+    "response_types": "TEXT",
+    "refresh_requires_client_auth": "INTEGER NOT NULL DEFAULT 0",
+}
 
 
 @dataclass(frozen=True)
@@ -19,18 +29,61 @@ class ClientRecord:
     redirect_urls: list[str]
     requirements: list[dict[str, Any]] = field(default_factory=list)
     id_token_alg: str | None = None
+    response_types: tuple[str, ...] | None = None
+    refresh_requires_client_auth: bool = False
+
+    @property
+    def is_public(self) -> bool:
+        return not self.client_secret
 
     @property
     def is_standard(self) -> bool:
-        """Standard OIDC clients get JWKS-signed tokens with the OIDC issuer."""
-        return self.id_token_alg is not None
+        """Standard clients get JWKS-signed tokens with the OIDC issuer and `aud` = client id.
+        A public client holds no secret to check an HMAC-signed token with, so it is always
+        standard."""
+        return self.id_token_alg is not None or self.is_public
+
+    @property
+    def signing_alg(self) -> str | None:
+        """The JWKS algorithm of a standard client's tokens (None: OpenDID's configured key)."""
+        if self.id_token_alg is not None:
+            return self.id_token_alg
+        return PUBLIC_CLIENT_ALG if self.is_public else None
+
+    @property
+    def allowed_response_types(self) -> tuple[str, ...]:
+        """The configured list; by default OpenDID-style confidential clients keep all three
+        (compatibility), standard and public clients the code flow only."""
+        if self.response_types is not None:
+            return self.response_types
+        return ("code",) if self.is_standard else RESPONSE_TYPES
+
+    @property
+    def refresh_needs_client_auth(self) -> bool:
+        """Whether its refresh tokens may only be used at `/token` with client authentication
+        (RFC 6749 §6), not at OpenDID's unauthenticated `/api/v1/refresh`."""
+        return self.is_standard or self.refresh_requires_client_auth
 
 
 class ClientStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._add_columns()
+
+    def _add_columns(self) -> None:
+        conn = self.db.connect()
+        have = {row[1] for row in conn.execute("PRAGMA table_info(clients)")}
+        for name, declaration in ADDED_COLUMNS.items():
+            if name in have:
+                continue
+            try:
+                conn.execute(f"ALTER TABLE clients ADD COLUMN {name} {declaration}")
+            except sqlite3.OperationalError as exc:  # another process added it meanwhile
+                if "duplicate column" not in str(exc):
+                    raise
 
     def upsert(self, client: ClientRecord, source: str = "config") -> None:
+        types = client.response_types
         self.db.utils["clients"].upsert({
             "client_id": client.client_id,
             "client_secret": client.client_secret,
@@ -38,15 +91,20 @@ class ClientStore:
             "requirements": json.dumps(client.requirements),
             "id_token_alg": client.id_token_alg,
             "source": source,
+            "response_types": None if types is None else json.dumps(list(types)),
+            "refresh_requires_client_auth": int(client.refresh_requires_client_auth),
         }, pk="client_id")
 
     def get(self, client_id: str) -> ClientRecord | None:
         row = self.db.connect().execute(
-            "SELECT client_id, client_secret, redirect_urls, requirements, id_token_alg "
+            "SELECT client_id, client_secret, redirect_urls, requirements, id_token_alg, "
+            "response_types, refresh_requires_client_auth "
             "FROM clients WHERE client_id = ?", (client_id,)).fetchone()
         if row is None:
             return None
-        return ClientRecord(row[0], row[1], json.loads(row[2]), json.loads(row[3]), row[4])
+        types = None if row[5] is None else tuple(json.loads(row[5]))
+        return ClientRecord(row[0], row[1], json.loads(row[2]), json.loads(row[3]), row[4],
+                            types, bool(row[6]))
 
     def source(self, client_id: str) -> str | None:
         row = self.db.connect().execute(

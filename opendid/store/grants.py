@@ -1,26 +1,78 @@
 """Authorization codes and issued tokens, stored by hash; one grant id ties them together.
 
 A code is redeemed with one atomic UPDATE; a second redemption revokes every token its grant
-issued (RFC 6749 §4.1.2). Refresh tokens rotate and are consumed the same way.
+issued (RFC 6749 §4.1.2). A refresh token is rotated in one transaction (old one marked
+rotated, new ones saved); presenting a rotated one again revokes its grant (RFC 9700 §4.14.2).
+A revoked grant is remembered for a while, so tokens minted concurrently by a request that
+raced the revocation are not saved as live.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from opendid.store.db import Database
+
+# tokens.revoked: a token is live, revoked (with its grant), or rotated (a refresh token that
+# was exchanged for a new one; seeing it again is a reuse).
+LIVE, REVOKED, ROTATED = 0, 1, 2
+REVOKED_GRANT_TTL = 3600.0  # longer than a code lives and any request takes
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS revoked_grants (
+    grant_id TEXT PRIMARY KEY,
+    expires_at REAL NOT NULL
+);
+"""
 
 
 def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class FoundToken:
+    grant_id: str
+    client_id: str
+    data: dict[str, Any]
+    rotated: bool
+
+
+@dataclass(frozen=True)
+class NewToken:
+    token: str
+    kind: str
+    data: dict[str, Any]
+    ttl: float
+
+
+class _Refused(Exception):
+    """Rolls a transaction back."""
+
+
+@contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """BEGIN IMMEDIATE: takes the write lock at once, so check-and-write is atomic."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
 class GrantStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.db.connect().executescript(SCHEMA)
 
     # -- codes ----------------------------------------------------------------------------------
 
@@ -48,29 +100,71 @@ class GrantStore:
     # -- tokens ---------------------------------------------------------------------------------
 
     def save_token(self, token: str, kind: str, grant_id: str, client_id: str,
-                   data: dict[str, Any], ttl: float) -> None:
-        self.db.connect().execute(
+                   data: dict[str, Any], ttl: float) -> bool:
+        """Save a live token; False (nothing saved) when its grant was revoked meanwhile."""
+        return self._insert(self.db.connect(), NewToken(token, kind, data, ttl), grant_id,
+                            client_id)
+
+    @staticmethod
+    def _insert(conn: sqlite3.Connection, new: NewToken, grant_id: str, client_id: str) -> bool:
+        cursor = conn.execute(
             "INSERT INTO tokens (token_hash, kind, grant_id, client_id, data, expires_at) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (digest(token), kind, grant_id, client_id, json.dumps(data), time.time() + ttl))
-
-    def active_token(self, token: str, kind: str) -> tuple[str, str, dict[str, Any]] | None:
-        """(grant id, client id, data) of an unrevoked, unexpired token of this kind."""
-        row = self.db.connect().execute(
-            "SELECT grant_id, client_id, data FROM tokens WHERE token_hash = ? AND kind = ? "
-            "AND revoked = 0 AND expires_at >= ?", (digest(token), kind, time.time())).fetchone()
-        return None if row is None else (row[0], row[1], json.loads(row[2]))
-
-    def consume_token(self, token: str, kind: str) -> bool:
-        """Revoke one token (refresh rotation); True for exactly one caller."""
-        cursor = self.db.connect().execute(
-            "UPDATE tokens SET revoked = 1 WHERE token_hash = ? AND kind = ? AND revoked = 0 "
-            "AND expires_at >= ?", (digest(token), kind, time.time()))
+            "SELECT ?, ?, ?, ?, ?, ? WHERE NOT EXISTS "
+            "(SELECT 1 FROM revoked_grants WHERE grant_id = ?)",
+            (digest(new.token), new.kind, grant_id, client_id, json.dumps(new.data),
+             time.time() + new.ttl, grant_id))
         return cursor.rowcount == 1
 
+    def active_token(self, token: str, kind: str) -> tuple[str, str, dict[str, Any]] | None:
+        """(grant id, client id, data) of a live, unexpired token of this kind."""
+        row = self.db.connect().execute(
+            "SELECT grant_id, client_id, data FROM tokens WHERE token_hash = ? AND kind = ? "
+            "AND revoked = ? AND expires_at >= ?",
+            (digest(token), kind, LIVE, time.time())).fetchone()
+        return None if row is None else (row[0], row[1], json.loads(row[2]))
+
+    def find_token(self, token: str, kind: str) -> FoundToken | None:
+        """An unexpired token that is live or was rotated; None when unknown, expired or
+        revoked."""
+        row = self.db.connect().execute(
+            "SELECT grant_id, client_id, data, revoked FROM tokens WHERE token_hash = ? "
+            "AND kind = ? AND revoked IN (?, ?) AND expires_at >= ?",
+            (digest(token), kind, LIVE, ROTATED, time.time())).fetchone()
+        if row is None:
+            return None
+        return FoundToken(row[0], row[1], json.loads(row[2]), row[3] == ROTATED)
+
+    def rotate(self, old: str, kind: str, grant_id: str, client_id: str,
+               new: list[NewToken]) -> bool:
+        """Mark `old` rotated and save `new`, all or nothing; True for exactly one caller
+        (False: `old` is no longer live, nothing changed)."""
+        conn = self.db.connect()
+        try:
+            with _transaction(conn):
+                cursor = conn.execute(
+                    "UPDATE tokens SET revoked = ? WHERE token_hash = ? AND kind = ? "
+                    "AND grant_id = ? AND revoked = ? AND expires_at >= ?",
+                    (ROTATED, digest(old), kind, grant_id, LIVE, time.time()))
+                if cursor.rowcount != 1:
+                    raise _Refused
+                for token in new:
+                    if not self._insert(conn, token, grant_id, client_id):
+                        raise _Refused  # the grant is revoked: roll the rotation back too
+        except _Refused:
+            return False
+        return True
+
     def revoke_grant(self, grant_id: str) -> int:
-        cursor = self.db.connect().execute(
-            "UPDATE tokens SET revoked = 1 WHERE grant_id = ?", (grant_id,))
+        """Revoke every live token of the grant, and refuse tokens saved for it later;
+        the number of tokens revoked."""
+        conn = self.db.connect()
+        now = time.time()
+        with _transaction(conn):
+            conn.execute("DELETE FROM revoked_grants WHERE expires_at < ?", (now,))
+            conn.execute("INSERT OR REPLACE INTO revoked_grants (grant_id, expires_at) "
+                         "VALUES (?, ?)", (grant_id, now + REVOKED_GRANT_TTL))
+            cursor = conn.execute("UPDATE tokens SET revoked = ? WHERE grant_id = ? "
+                                  "AND revoked = ?", (REVOKED, grant_id, LIVE))
         return cursor.rowcount
 
     def purge(self) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify
 
 from opendid.oidc.keys import JWKS_ALGORITHMS
-from opendid.oidc.provider import RESPONSE_TYPES
+from opendid.oidc.provider import RESPONSE_MODES, RESPONSE_TYPES
 from opendid.web.context import services
 
 bp = Blueprint("wellknown", __name__, url_prefix="/.well-known")
@@ -22,11 +22,15 @@ def openid_configuration() -> Response:
         "userinfo_endpoint": f"{issuer}/api/v1/userinfo",
         "jwks_uri": f"{issuer}/.well-known/jwks.json",
         "response_types_supported": list(RESPONSE_TYPES),
-        "response_modes_supported": ["query", "fragment"],
+        # query for the code flow, fragment for every response type; others are refused
+        "response_modes_supported": list(RESPONSE_MODES),
         "grant_types_supported": ["authorization_code", "implicit", "refresh_token"],
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": sorted(
-            {*JWKS_ALGORITHMS, config.jwt.algorithm}),
+        # what standard clients' tokens use, verifiable through jwks_uri; OpenDID-style tokens
+        # (the server-wide jwt key) are not for relying parties that discover.
+        "id_token_signing_alg_values_supported": list(JWKS_ALGORITHMS),
+        "request_parameter_supported": False,
+        "request_uri_parameter_supported": False,
         "token_endpoint_auth_methods_supported": [
             "client_secret_basic", "client_secret_post", "none"],
         "code_challenge_methods_supported": ["S256"],
