@@ -383,12 +383,16 @@ def test_refresh_rotates_and_works_once(driver, provisioned):
     assert set(body) == {"accessToken", "refreshToken"}
     claims = decode_jwt_claims(body["refreshToken"])
     assert claims["aud"] == "authentication" and claims["sub"] == provisioned["user"]["did"]
-    again = driver.http.post(driver.url("/api/v1/refresh"),
-                             json={"refreshToken": tokens["refresh_token"]})
-    assert (again.status_code, again.text) == (401, "Invalid token")
     chained = driver.http.post(driver.url("/api/v1/refresh"),
                                json={"refreshToken": body["refreshToken"]})
     assert chained.status_code == 200
+    again = driver.http.post(driver.url("/api/v1/refresh"),
+                             json={"refreshToken": tokens["refresh_token"]})
+    assert (again.status_code, again.text) == (401, "Invalid token")
+    # a reuse revokes the grant, the newest refresh token with it (RFC 9700 §4.14.2)
+    latest = driver.http.post(driver.url("/api/v1/refresh"),
+                              json={"refreshToken": chained.json()["refreshToken"]})
+    assert (latest.status_code, latest.text) == (401, "Invalid token")
 
 
 @pytest.mark.parametrize("body", [{}, {"refreshToken": "nope"}, {"refreshToken": 5}, [], "x"])

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import base64
 import time
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
 from joserfc import jwk, jwt
 
-from conftest import SECRET, STANDARD_REDIRECT
+from conftest import OPENDID_REDIRECT, SECRET, STANDARD_REDIRECT
 from opendid.devtools.login_driver import LoginDriver, pkce_pair
 
 STANDARD = {"client_id": "standard-client", "redirect_uri": STANDARD_REDIRECT,
@@ -150,22 +151,21 @@ def test_expired_code_is_rejected(driver, opendid):
 def test_refresh_token_grant_rotates(driver):
     tokens = redeem(driver, driver.login(**STANDARD)["code"]).json()
 
-    def refresh(token):
+    def refresh(token, client_id="standard-client"):
         return requests.post(driver.url("/api/v1/token"), data={
             "grant_type": "refresh_token", "refresh_token": token,
-            "client_id": "standard-client", "client_secret": SECRET})
+            "client_id": client_id, "client_secret": SECRET})
 
+    # another client, with its own valid credentials, presenting a fresh, valid token
+    other = refresh(tokens["refresh_token"], "es-client")
+    assert (other.status_code, other.json()["error"]) == (400, "invalid_grant")
     first = refresh(tokens["refresh_token"])
     assert first.status_code == 200, first.text
     new = first.json()
     assert new["refresh_token"] != tokens["refresh_token"]
-    again = refresh(tokens["refresh_token"])
+    assert refresh(new["refresh_token"]).status_code == 200  # rotation chains
+    again = refresh(tokens["refresh_token"])  # a reuse: revokes the grant (test_refresh.py)
     assert (again.status_code, again.json()["error"]) == (400, "invalid_grant")
-    assert refresh(new["refresh_token"]).status_code == 200
-    other = requests.post(driver.url("/api/v1/token"), data={
-        "grant_type": "refresh_token", "refresh_token": new["refresh_token"],
-        "client_id": "es-client", "client_secret": SECRET})
-    assert other.status_code == 400
 
 
 def test_userinfo(driver, provisioned):
@@ -214,3 +214,136 @@ def test_keys_rotate_and_old_keys_stay_published(tmp_path, monkeypatch):
     expired = KeyRing(tmp_path / "jwks.json", max_token_lifetime=0)
     time.sleep(0.01)
     assert old not in {k["kid"] for k in expired.public_jwks()["keys"]}
+
+
+# -- tokens a client can verify, discovery, per-client response types -------------------------
+
+
+def test_public_client_without_an_alg_gets_tokens_a_relying_party_can_verify(driver, opendid,
+                                                                            provisioned):
+    """What a certified RP library does: discovery, JWKS, then iss/aud/exp/nonce checks."""
+    from joserfc.jwt import JWTClaimsRegistry
+
+    verifier, challenge = pkce_pair()
+    params = driver.login(**{**STANDARD, "client_id": "bare-public-client",
+                             "code_challenge": challenge})
+    response = redeem(driver, params["code"], "bare-public-client", verifier, auth="none")
+    assert response.status_code == 200, response.text
+    doc = discovery(opendid)
+    keys = jwk.KeySet.import_key_set(requests.get(doc["jwks_uri"]).json())
+    token = jwt.decode(response.json()["id_token"], keys,
+                       algorithms=doc["id_token_signing_alg_values_supported"])
+    assert token.header["alg"] == "RS256" and token.header["kid"]
+    JWTClaimsRegistry(iss={"essential": True, "value": doc["issuer"]},
+                      aud={"essential": True, "value": "bare-public-client"},
+                      sub={"essential": True, "value": provisioned["user"]["did"]},
+                      nonce={"essential": True, "value": "n1"},
+                      exp={"essential": True}).validate(token.claims)
+    access = jwt.decode(response.json()["access_token"], keys, algorithms=["RS256"])
+    assert access.claims["iss"] == doc["issuer"]
+
+
+def test_discovery_lists_only_what_is_honoured(opendid):
+    doc = discovery(opendid)
+    assert doc["id_token_signing_alg_values_supported"] == ["RS256", "ES256", "EdDSA"]
+    assert opendid.services.config.jwt.algorithm == "HS256"  # the server-wide secret's: unlisted
+    assert doc["request_parameter_supported"] is False
+    assert doc["request_uri_parameter_supported"] is False
+    assert doc["response_modes_supported"] == ["query", "fragment"]
+
+
+def _authorize_error(driver, redirect: str, **params: str) -> tuple[str, dict[str, list[str]]]:
+    response = driver.authorize(**params)
+    assert response.status_code == 302
+    location = response.headers["Location"]
+    assert location.startswith(redirect)
+    assert "opendid=" not in response.headers.get("Set-Cookie", "")  # no login was started
+    parts = urlsplit(location)
+    where = "fragment" if parts.fragment else "query"
+    return where, parse_qs(parts.fragment or parts.query)
+
+
+@pytest.mark.parametrize("client_id, redirect, response_type, where", [
+    ("es-client", STANDARD_REDIRECT, "id_token", "fragment"),  # standard: code only by default
+    ("es-client", STANDARD_REDIRECT, "id_token token", "fragment"),
+    ("public-client", STANDARD_REDIRECT, "id_token", "fragment"),
+    ("code-only-client", OPENDID_REDIRECT, "id_token", "query"),  # responseTypes: [code]
+    ("code-only-client", OPENDID_REDIRECT, "id_token token", "query"),
+])
+def test_implicit_flow_is_refused_for_a_code_only_client(driver, client_id, redirect,
+                                                         response_type, where):
+    got, params = _authorize_error(driver, redirect, client_id=client_id, redirect_uri=redirect,
+                                   response_type=response_type, scope="openid", state="st",
+                                   nonce="n")
+    assert got == where
+    assert params["error"] == ["unauthorized_client"] and params["state"] == ["st"]
+    assert not {"id_token", "access_token", "code"} & set(params)
+
+
+def test_a_code_only_client_still_logs_in_with_the_code_flow(driver):
+    params = driver.login(client_id="code-only-client", redirect_uri=OPENDID_REDIRECT,
+                          response_type="code", scope="openid", state="st")
+    assert params["state"] == "st" and params["code"]
+
+
+def test_response_mode_fragment_is_honoured_for_the_code_flow(driver):
+    verifier, challenge = pkce_pair()
+    started = driver.authorize(**STANDARD, code_challenge=challenge, response_mode="fragment")
+    assert started.status_code == 302 and started.headers["Location"] == "/"
+    assert driver.open_session().status_code == 200
+    driver.fetch_request()
+    done = driver.submit()
+    assert done.status_code == 204
+    parts = urlsplit(done.headers["Location"])
+    assert parts.query == "" and parts.fragment
+    code = parse_qs(parts.fragment)["code"][0]
+    assert redeem(driver, code, verifier=verifier).status_code == 200
+
+
+@pytest.mark.parametrize("extra, error", [
+    ({"response_type": "id_token", "response_mode": "query"}, "invalid_request"),
+    ({"response_type": "id_token token", "response_mode": "query"}, "invalid_request"),
+    ({"response_mode": "form_post"}, "invalid_request"),
+    ({"response_mode": "QUERY"}, "invalid_request"),
+    ({"request": "eyJhbGciOiJub25lIn0.e30."}, "request_not_supported"),
+    ({"request_uri": "https://evil.example.org/request.jwt"}, "request_uri_not_supported"),
+])
+def test_what_is_not_honoured_is_refused(driver, extra, error):
+    _, params = _authorize_error(driver, STANDARD_REDIRECT, **{**STANDARD, **extra})
+    assert params["error"] == [error] and params["state"] == ["s1"]
+
+
+@pytest.mark.parametrize("types, message", [([], "at least one"), (["token"], "responseTypes"),
+                                            (["code", "code"], "once")])
+def test_response_types_config_key_is_checked(tmp_path, types, message):
+    import yaml
+
+    from opendid.config import ConfigError, load_config
+    from opendid.devtools.devchain import PROJECT_ROOT
+    data = yaml.safe_load((PROJECT_ROOT.parent / "shared" / "docs" /
+                           "config-sample.yaml").read_text())
+    data["clients"]["example-client"]["responseTypes"] = types
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match=message):
+        load_config(path)
+
+
+def test_client_store_adds_its_new_columns_to_an_existing_database(tmp_path):
+    """A database made before `responseTypes` existed keeps working, with the defaults."""
+    import sqlite3
+
+    from opendid.store.clients import ClientStore
+    from opendid.store.db import Database
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path)
+    old.execute("CREATE TABLE clients (client_id TEXT PRIMARY KEY, client_secret TEXT, "
+                "redirect_urls TEXT NOT NULL, requirements TEXT NOT NULL, id_token_alg TEXT, "
+                "source TEXT NOT NULL)")
+    old.execute("INSERT INTO clients VALUES ('old', 's', ?, '[]', 'RS256', 'cli')",
+                ('["https://x/cb"]',))
+    old.commit()
+    old.close()
+    client = ClientStore(Database(path)).get("old")
+    assert client is not None and client.allowed_response_types == ("code",)
+    assert client.refresh_needs_client_auth

@@ -54,3 +54,25 @@ def test_opendid_style_tokens_verify_with_the_configured_key(tmp_path, alg):
     assert claims["aud"] == config.jwt.accessTokenAudience
     refresh = service.refresh_token(client, IDENTITY)
     assert jwt.decode(refresh.token, key, algorithms=[alg]).claims["aud"] == "authentication"
+
+
+@pytest.mark.parametrize("secret, alg, standard", [(None, None, True), ("", None, True),
+                                                   (None, "ES256", True), ("s", None, False)])
+def test_public_clients_always_get_jwks_signed_tokens(tmp_path, secret, alg, standard):
+    """A public client holds no secret to check the server-wide HMAC with: it gets the JWKS
+    key (RS256 unless it names another), the OIDC issuer and aud = its client id."""
+    config = Config.model_validate(yaml.safe_load(SAMPLE.read_text()))
+    ring = KeyRing(tmp_path / "jwks.json", 600)
+    service = TokenService(config, ring)
+    client = ClientRecord("app", secret, ["https://x/cb"], id_token_alg=alg)
+    assert client.is_standard is standard
+    token = service.id_token(client, IDENTITY, "n")
+    if not standard:
+        assert jwt.decode(token, jwk.OctKey.import_key(config.jwt.secretKey)).claims["aud"] == (
+            config.jwt.accessTokenAudience)
+        return
+    decoded = jwt.decode(token, ring.verification_keys(), algorithms=[alg or "RS256"])
+    assert decoded.header["alg"] == (alg or "RS256")
+    assert decoded.claims["aud"] == "app" and decoded.claims["iss"] == config.oidc_issuer
+    assert client.allowed_response_types == ("code",)
+    assert client.refresh_needs_client_auth
