@@ -193,3 +193,32 @@ def test_racing_refreshes_one_wins_and_the_reuse_revokes_its_tokens(driver, clie
     access, new_refresh = pair(winner)
     assert userinfo_status(driver, access) == 401
     assert refused(refresh(driver, where, new_refresh, client_id), where)
+
+
+def test_the_loser_of_a_rotation_race_revokes_the_grant(driver, opendid):
+    """The interleaving the racing test may or may not hit: both requests found the token live,
+    one rotated it first; the other's rotation fails, which is a reuse."""
+    provider = opendid.services.provider
+    tokens = login_tokens(driver, "opendid-client")
+    second = provider._find_refresh(tokens["refresh_token"])
+    won = provider.refresh_opendid(tokens["refresh_token"])
+    assert won is not None
+    assert userinfo_status(driver, won["accessToken"]) == 200
+    client = opendid.services.clients.get("opendid-client")
+    identity = provider._refresh_identity(second)
+    assert not provider._rotate(second, client, identity, "openid",
+                                [("late-access", "access", 60), ("late-refresh", "refresh", 60)])
+    assert userinfo_status(driver, won["accessToken"]) == 401
+    assert refused(at_api(driver, won["refreshToken"]), "api")
+    assert opendid.services.grants.active_token("late-refresh", "refresh") is None
+
+
+def test_tokens_saved_for_a_revoked_grant_are_never_live(opendid):
+    """A request that minted tokens before its grant was revoked (a reused code racing the
+    redemption) cannot save them as live afterwards."""
+    grants = opendid.services.grants
+    assert grants.save_token("early-token", "access", "grant-x", "opendid-client", {}, 60)
+    assert grants.revoke_grant("grant-x") == 1
+    assert grants.active_token("early-token", "access") is None
+    assert not grants.save_token("late-token", "access", "grant-x", "opendid-client", {}, 60)
+    assert grants.active_token("late-token", "access") is None

@@ -150,12 +150,11 @@ class StoredCode(AuthorizationCodeMixin):
 
 
 class StoredRefresh:
-    """A refresh token that is live or was rotated (`rotated`: presenting it is a reuse)."""
+    """A refresh token that is live or was already rotated: which one, only the atomic
+    rotation tells (`Provider._rotate`); failing it means the token was presented again."""
 
-    def __init__(self, token: str, grant_id: str, client_id: str, data: dict[str, Any],
-                 rotated: bool) -> None:
+    def __init__(self, token: str, grant_id: str, client_id: str, data: dict[str, Any]) -> None:
         self.token, self.grant_id, self.client_id, self.data = token, grant_id, client_id, data
-        self.rotated = rotated
 
     def check_client(self, client: Client) -> bool:
         return hmac.compare_digest(client.client_id, self.client_id)
@@ -202,11 +201,9 @@ class Provider:
                 return provider._find_refresh(refresh_token)
 
             def authenticate_user(self, refresh_token: StoredRefresh) -> GrantUser | None:
-                """Runs after client authentication and the client binding check."""
-                if refresh_token.rotated:
-                    provider._reused(refresh_token)
-                    raise InvalidGrantError("The refresh token was already used.")
-                return GrantUser(Identity.from_dict(refresh_token.data["identity"]),
+                """Runs after client authentication and the client binding check; the token
+                is rotated (or found reused) when the new tokens are saved."""
+                return GrantUser(provider._refresh_identity(refresh_token),
                                  refresh_token.grant_id)
 
             def revoke_old_credential(self, refresh_token: StoredRefresh) -> None:
@@ -340,10 +337,7 @@ class Provider:
             log.info("refused /api/v1/refresh for %s: its refresh tokens need client "
                      "authentication at /token", client.client_id)
             return None
-        if stored.rotated:
-            self._reused(stored)
-            return None
-        identity = Identity.from_dict(stored.data["identity"])
+        identity = self._refresh_identity(stored)
         scope = stored.get_scope()
         access = self.tokens.access_token(client, identity, scope)
         refresh = self.tokens.refresh_token(client, identity, scope)
@@ -353,9 +347,14 @@ class Provider:
             return None
         return {"accessToken": access.token, "refreshToken": refresh.token}
 
+    @staticmethod
+    def _refresh_identity(stored: StoredRefresh) -> Identity:
+        return Identity.from_dict(stored.data["identity"])
+
     def _rotate(self, stored: StoredRefresh, client: ClientRecord, identity: Identity,
                 scope: str | None, new: list[tuple[str, str, int]]) -> bool:
-        """Replace `stored` by the new tokens, atomically; losing a race for it is a reuse."""
+        """Replace `stored` by the new tokens, atomically. Failing means it was rotated before
+        (presented again, or lost a race for it): a reuse, which ends the grant."""
         data = _token_data(identity, scope)
         if self.grants.rotate(stored.token, "refresh", stored.grant_id, client.client_id,
                               [NewToken(token, kind, data, ttl) for token, kind, ttl in new]):
@@ -407,7 +406,7 @@ class Provider:
         found = self.grants.find_token(token, "refresh")
         if found is None:
             return None
-        return StoredRefresh(token, found.grant_id, found.client_id, found.data, found.rotated)
+        return StoredRefresh(token, found.grant_id, found.client_id, found.data)
 
     def _generate_token(self, grant_type: str, client: Client, user: GrantUser,
                         scope: str | None, expires_in: int | None = None,

@@ -42,7 +42,6 @@ class FoundToken:
     grant_id: str
     client_id: str
     data: dict[str, Any]
-    rotated: bool
 
 
 @dataclass(frozen=True)
@@ -124,15 +123,15 @@ class GrantStore:
         return None if row is None else (row[0], row[1], json.loads(row[2]))
 
     def find_token(self, token: str, kind: str) -> FoundToken | None:
-        """An unexpired token that is live or was rotated; None when unknown, expired or
-        revoked."""
+        """An unexpired token that is live or was rotated (so that presenting it again can be
+        detected); None when unknown, expired or revoked."""
         row = self.db.connect().execute(
-            "SELECT grant_id, client_id, data, revoked FROM tokens WHERE token_hash = ? "
+            "SELECT grant_id, client_id, data FROM tokens WHERE token_hash = ? "
             "AND kind = ? AND revoked IN (?, ?) AND expires_at >= ?",
             (digest(token), kind, LIVE, ROTATED, time.time())).fetchone()
         if row is None:
             return None
-        return FoundToken(row[0], row[1], json.loads(row[2]), row[3] == ROTATED)
+        return FoundToken(row[0], row[1], json.loads(row[2]))
 
     def rotate(self, old: str, kind: str, grant_id: str, client_id: str,
                new: list[NewToken]) -> bool:
