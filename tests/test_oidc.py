@@ -347,3 +347,27 @@ def test_client_store_adds_its_new_columns_to_an_existing_database(tmp_path):
     client = ClientStore(Database(path)).get("old")
     assert client is not None and client.allowed_response_types == ("code",)
     assert client.refresh_needs_client_auth
+
+
+def test_racing_code_redemptions_one_wins_and_the_reuse_revokes_its_tokens(driver):
+    """The code is marked used and its tokens saved in one transaction, so the second use
+    always finds the winner's tokens to revoke (RFC 6749 §4.1.2), and the winner still gets
+    its 200."""
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    code = driver.login(**STANDARD)["code"]
+    start = Barrier(6)
+
+    def present(_: int) -> requests.Response:
+        start.wait(timeout=30)
+        return redeem(driver, code)
+
+    with ThreadPoolExecutor(6) as pool:
+        responses = list(pool.map(present, range(6)))
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses == [200, 400, 400, 400, 400, 400], statuses
+    winner = next(r for r in responses if r.status_code == 200).json()
+    response = requests.get(driver.url("/api/v1/userinfo"),
+                            headers={"Authorization": f"Bearer {winner['access_token']}"})
+    assert response.status_code == 401

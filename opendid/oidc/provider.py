@@ -185,7 +185,10 @@ class Provider:
                 return provider._query_code(code, client)
 
             def authenticate_user(self, authorization_code: StoredCode) -> GrantUser | None:
-                return provider._redeem_code(authorization_code)
+                """The code is marked used when its tokens are saved (Provider._save_token)."""
+                return GrantUser(Identity.from_dict(authorization_code.data["identity"]),
+                                 authorization_code.grant_id, authorization_code.get_nonce(),
+                                 authorization_code.code)
 
             def delete_authorization_code(self, authorization_code: StoredCode) -> None:
                 """Redeemed codes stay as 'used' so a second use can be detected."""
@@ -315,10 +318,10 @@ class Provider:
         return params
 
     def _store(self, token: str, kind: str, grant_id: str, client: ClientRecord,
-               identity: Identity, lifetime: int, scope: str | None) -> bool:
-        """Save a live token; False when its grant was revoked meanwhile (a reused code)."""
-        return self.grants.save_token(token, kind, grant_id, client.client_id,
-                                      _token_data(identity, scope), lifetime)
+               identity: Identity, lifetime: int, scope: str | None) -> None:
+        """Save a token of a new (implicit) grant."""
+        self.grants.save_token(token, kind, grant_id, client.client_id,
+                               _token_data(identity, scope), lifetime)
 
     # -- OpenDID's refresh endpoint and userinfo ---------------------------------------------------
 
@@ -395,13 +398,6 @@ class Provider:
             return None
         return StoredCode(code, grant_id, data)
 
-    def _redeem_code(self, code: StoredCode) -> GrantUser | None:
-        if not self.grants.use_code(code.code):
-            self.grants.revoke_grant(code.grant_id)
-            return None
-        return GrantUser(Identity.from_dict(code.data["identity"]), code.grant_id,
-                         code.get_nonce(), code.code)
-
     def _find_refresh(self, token: str) -> StoredRefresh | None:
         found = self.grants.find_token(token, "refresh")
         if found is None:
@@ -434,10 +430,15 @@ class Provider:
             if not self._rotate(old, client.record, user.identity, scope, new):
                 raise InvalidGrantError("The refresh token was already used.")
             return
-        for value, kind, ttl in new:
-            if not self._store(value, kind, user.grant_id, client.record, user.identity, ttl,
-                               scope):
-                raise InvalidGrantError("The authorization code was already used.")
+        code: StoredCode = request.authorization_code
+        data = _token_data(user.identity, scope)
+        if not self.grants.redeem_code(code.code, code.grant_id, client.client_id,
+                                       [NewToken(value, kind, data, ttl)
+                                        for value, kind, ttl in new]):
+            revoked = self.grants.revoke_grant(code.grant_id)
+            log.warning("code reused by %s: revoked %d tokens of its grant", client.client_id,
+                        revoked)
+            raise InvalidGrantError("The authorization code was already used.")
 
     def _add_id_token(self, grant: Any) -> None:
         """authlib extension: every code exchange also returns an ID token."""

@@ -1,10 +1,10 @@
 """Authorization codes and issued tokens, stored by hash; one grant id ties them together.
 
-A code is redeemed with one atomic UPDATE; a second redemption revokes every token its grant
-issued (RFC 6749 §4.1.2). A refresh token is rotated in one transaction (old one marked
-rotated, new ones saved); presenting a rotated one again revokes its grant (RFC 9700 §4.14.2).
-A revoked grant is remembered for a while, so tokens minted concurrently by a request that
-raced the revocation are not saved as live.
+A code is marked used and its tokens saved in one transaction; a second redemption revokes
+every token its grant issued (RFC 6749 §4.1.2). A refresh token is rotated in one transaction
+too (old one marked rotated, new ones saved); presenting a rotated one again revokes its grant
+(RFC 9700 §4.14.2). A revoked grant is remembered for a while, so no token is saved live for it
+afterwards.
 """
 
 from __future__ import annotations
@@ -89,12 +89,25 @@ class GrantStore:
             return None
         return row[0], json.loads(row[1]), row[3] is not None
 
-    def use_code(self, code: str) -> bool:
-        """Mark the code used; True for exactly one caller."""
-        cursor = self.db.connect().execute(
-            "UPDATE codes SET used_at = ? WHERE code_hash = ? AND used_at IS NULL "
-            "AND expires_at >= ?", (time.time(), digest(code), time.time()))
-        return cursor.rowcount == 1
+    def redeem_code(self, code: str, grant_id: str, client_id: str,
+                    new: list[NewToken]) -> bool:
+        """Mark the code used and save the tokens it buys, all or nothing; True for exactly
+        one caller. A concurrent second use therefore always finds the tokens to revoke."""
+        conn = self.db.connect()
+        now = time.time()
+        try:
+            with _transaction(conn):
+                cursor = conn.execute(
+                    "UPDATE codes SET used_at = ? WHERE code_hash = ? AND grant_id = ? "
+                    "AND used_at IS NULL AND expires_at >= ?", (now, digest(code), grant_id, now))
+                if cursor.rowcount != 1:
+                    raise _Refused
+                for token in new:
+                    if not self._insert(conn, token, grant_id, client_id):
+                        raise _Refused
+        except _Refused:
+            return False
+        return True
 
     # -- tokens ---------------------------------------------------------------------------------
 
