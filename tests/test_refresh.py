@@ -222,3 +222,16 @@ def test_tokens_saved_for_a_revoked_grant_are_never_live(opendid):
     assert grants.active_token("early-token", "access") is None
     assert not grants.save_token("late-token", "access", "grant-x", "opendid-client", {}, 60)
     assert grants.active_token("late-token", "access") is None
+
+
+def test_a_refresh_token_has_one_spelling(driver):
+    """Variants of a live token are unknown tokens: refused, and nothing rotates or ends."""
+    tokens = login_tokens(driver, "opendid-client")
+    token = tokens["refresh_token"]
+    head, payload, signature = token.split(".")
+    for variant in (token + " ", " " + token, token + "=", f"{head}.{payload}.{signature}==",
+                    token.upper(), token.replace(".", "%2E"), token + "\n"):
+        assert refused(at_api(driver, variant), "api")
+        assert refused(at_token(driver, variant, "opendid-client"), "token")
+    assert userinfo_status(driver, tokens["access_token"]) == 200
+    assert at_api(driver, token).status_code == 200
