@@ -1,0 +1,156 @@
+"""DID-only login over real HTTP against the dev chain, as an attacker would try it: a captured
+token replayed in a fresh session in every other spelling, a token signed by one DID that names
+another, a token too long-lived; each is a 401 with no code, and the genuine token still works
+once."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+import requests
+
+from conftest import OPENDID_REDIRECT
+from opendid.devtools.login_driver import LoginDriver, decode_jwt_claims, result_params
+from opendid.kilt.didjwt import make_did_jwt, signing_data, unsigned_did_jwt
+from opendid.kilt.encoding import to_hex
+from opendid.kilt.keys import DidKeys
+from tests.respell import did_respellings, token_respellings
+
+NONCE = "n0nce"
+DID_LOGIN = {"client_id": "did-client", "redirect_uri": OPENDID_REDIRECT,
+             "response_type": "id_token", "scope": "openid", "state": "s", "nonce": NONCE}
+
+
+def fresh(driver: LoginDriver) -> LoginDriver:
+    """A new browser (its own cookie jar) that started a DID-only login with the same nonce:
+    the nonce is the relying party's, so an attacker can ask for it too."""
+    other = LoginDriver(driver.base_url, driver.wallet, driver.chain)
+    started = other.authorize(**DID_LOGIN)
+    assert started.status_code == 302, started.text
+    return other
+
+
+def refused(response: requests.Response) -> bool:
+    return response.status_code == 401 and "Location" not in response.headers
+
+
+def token_for_every_respelling(driver: LoginDriver) -> str:
+    """A token whose parts contain '+' or '/' and padding, so that every re-spelling
+    (url-safe alphabet, no padding) differs from it."""
+    for filler in range(200):
+        raw = driver.did_token(NONCE, jti="x" * (filler % 3) + str(filler))
+        head, body, _ = raw.split(".")
+        if any(c in head + body for c in "+/") and body.endswith("="):
+            return raw
+    raise AssertionError("no token with '+', '/' and padding among 200")
+
+
+def test_a_captured_token_logs_in_once_however_it_is_spelled(driver, provisioned):
+    raw = token_for_every_respelling(driver)
+    variants = token_respellings(raw)
+    assert {"upper-case hex", "sr25519 type byte", "stray character in signature",
+            "unpadded signature", "unpadded header and payload", "urlsafe header and payload",
+            "non-canonical last base64 digit"} <= set(variants)
+    for name, variant in variants.items():  # before the genuine use: refused by its spelling
+        assert refused(fresh(driver).did_login(variant)), name
+    done = fresh(driver).did_login(raw)
+    assert done.status_code == 204, done.text
+    claims = decode_jwt_claims(result_params(done.headers["Location"])["id_token"])
+    assert claims["sub"] == provisioned["user"]["did"]
+    assert refused(fresh(driver).did_login(raw))
+    for name, variant in variants.items():  # and after it
+        assert refused(fresh(driver).did_login(variant)), name
+
+
+def test_a_second_signature_over_the_same_claims_is_the_same_login(driver):
+    """sr25519 signatures are randomised: the holder's key can sign one `header.payload` many
+    times; each is the same login, used once."""
+    raw = driver.did_token(NONCE)
+    head, body, _ = raw.split(".")
+    unsigned = f"{head}.{body}"
+    again = make_did_jwt(unsigned, driver.wallet.sign_with_did(signing_data(unsigned))["signature"])
+    assert again != raw
+    assert fresh(driver).did_login(raw).status_code == 204
+    response = fresh(driver).did_login(again)
+    assert refused(response) and "already used" in response.text
+
+
+def test_racing_uses_of_one_token_log_in_once(driver):
+    raw = driver.did_token(NONCE)
+    sessions = [fresh(driver) for _ in range(4)]
+    results: list[int] = []
+    barrier = threading.Barrier(len(sessions))
+
+    def use(session: LoginDriver) -> None:
+        barrier.wait()
+        results.append(session.did_login(raw).status_code)
+
+    threads = [threading.Thread(target=use, args=(s,)) for s in sessions]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == [204, 401, 401, 401]
+
+
+def _signed(keys: DidKeys, claims: dict[str, Any], kid: str | None = None) -> str:
+    now = int(time.time())
+    header = {"alg": "EdDSA", "typ": "JWT", "crv": "Ed25519",
+              "kid": kid or keys.authentication_key_uri.uri, "kty": "sr25519"}
+    payload = {"nonce": NONCE, "exp": now + 60, "nbf": now - 1, **claims}
+    unsigned = unsigned_did_jwt(header, payload)
+    return make_did_jwt(unsigned, to_hex(keys.authentication.sign(
+        signing_data(unsigned).encode("ascii"))))
+
+
+def test_a_token_signed_by_one_did_that_names_another_is_refused(driver, provisioned):
+    """Both DIDs exist on chain and every signature verifies against its kid: only the binding
+    of iss/sub to the kid's DID stops these."""
+    user = DidKeys.from_mnemonic(provisioned["user"]["mnemonic"])
+    attester = DidKeys.from_mnemonic(provisioned["attester"]["mnemonic"])
+    user_did, attester_did = user.did.uri, attester.did.uri
+    # the user's key signs, the token names the attester
+    names_other = _signed(user, {"iss": attester_did, "sub": attester_did})
+    response = fresh(driver).did_login(names_other)
+    assert refused(response) and "does not belong" in response.text
+    # the attester's key signs, the token names the user
+    names_user = _signed(attester, {"iss": user_did, "sub": user_did})
+    response = fresh(driver).did_login(names_user)
+    assert refused(response) and "does not belong" in response.text
+    # and each key for its own DID does log in (so the refusals above are the binding's)
+    assert fresh(driver).did_login(_signed(attester, {"iss": attester_did,
+                                                      "sub": attester_did})).status_code == 204
+
+
+@pytest.mark.parametrize("name", ["two-byte prefix", "0x hex"])
+def test_the_signers_did_in_another_spelling_is_refused(driver, provisioned, name):
+    user = DidKeys.from_mnemonic(provisioned["user"]["mnemonic"])
+    spelled = did_respellings(user.did.uri)[name]
+    assert refused(fresh(driver).did_login(_signed(user, {"iss": spelled, "sub": spelled})))
+
+
+@pytest.mark.parametrize("claims, reason", [
+    ({"nonce": "other"}, "nonce"),
+    ({"exp": int(time.time()) + 3600}, "lifetime"),
+    ({"nbf": int(time.time()) - 3000, "exp": int(time.time()) + 30}, "lifetime"),
+    ({"nbf": int(time.time()) + 600, "exp": int(time.time()) + 660}, "not valid yet"),
+    ({"exp": int(time.time()) - 120, "nbf": int(time.time()) - 180}, "expired"),
+])
+def test_claims_that_fail_are_401_and_change_nothing(driver, claims, reason):
+    session = fresh(driver)
+    response = session.did_login(driver.did_token(NONCE, **claims))
+    assert refused(response) and reason in response.text
+    assert session.did_login(driver.did_token(NONCE)).status_code == 204  # session still usable
+
+
+def test_the_lifetime_bound_comes_from_the_config(driver, opendid):
+    config = opendid.services.config
+    assert config.didLoginMaxTokenLifetime == 300
+    now = int(time.time())
+    response = fresh(driver).did_login(driver.did_token(NONCE, nbf=now, exp=now + 300))
+    assert response.status_code == 204, response.text
+    response = fresh(driver).did_login(driver.did_token(NONCE, nbf=now, exp=now + 301))
+    assert refused(response) and "lifetime exceeds 300" in response.text
