@@ -5,6 +5,8 @@ once."""
 
 from __future__ import annotations
 
+import base64
+import logging
 import threading
 import time
 from typing import Any
@@ -12,12 +14,14 @@ from typing import Any
 import pytest
 import requests
 
-from conftest import OPENDID_REDIRECT
+from conftest import OPENDID_REDIRECT, OUTPUT, write_test_config
+from opendid.devtools.devchain import free_port
 from opendid.devtools.login_driver import LoginDriver, decode_jwt_claims, result_params
 from opendid.kilt.didjwt import make_did_jwt, signing_data, unsigned_did_jwt
 from opendid.kilt.encoding import to_hex
 from opendid.kilt.keys import DidKeys
 from tests.respell import did_respellings, token_respellings
+from tests.test_resilience import Gunicorn
 
 NONCE = "n0nce"
 DID_LOGIN = {"client_id": "did-client", "redirect_uri": OPENDID_REDIRECT,
@@ -154,3 +158,49 @@ def test_the_lifetime_bound_comes_from_the_config(driver, opendid):
     assert response.status_code == 204, response.text
     response = fresh(driver).did_login(driver.did_token(NONCE, nbf=now, exp=now + 301))
     assert refused(response) and "lifetime exceeds 300" in response.text
+
+
+# -- the token travels in the URL path: no log line may carry it ----------------------------------
+
+def _secrets_of(token: str) -> list[str]:
+    head, body, sig = token.split(".")
+    return [token, head, body, sig, base64.b64decode(sig).decode()]
+
+
+def test_gunicorns_access_log_never_carries_the_token(provisioned, wallet, chain, tmp_path):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    config = write_test_config(provisioned, tmp_path / "config.yaml", url, [url + "/cb"])
+    server = Gunicorn(config, tmp_path / "instance", port, workers=1)
+    log_file = OUTPUT / f"gunicorn-{port}.log"
+    server.start()
+    try:
+        driver = LoginDriver(server.url, wallet, chain)
+        driver.authorize(**DID_LOGIN)
+        token = driver.did_token(NONCE)
+        done = driver.did_login(token)
+        assert done.status_code == 204, done.text
+        id_token = result_params(done.headers["Location"])["id_token"]
+        replay = fresh(driver).did_login(token)
+        assert refused(replay)
+        encoded = fresh(driver).http.post(  # the slash percent-escaped
+            f"{server.url}/api/v1/did%2F{token}", allow_redirects=False, timeout=30)
+        assert refused(encoded)
+    finally:
+        server.stop()
+    logged = log_file.read_text()
+    assert logged.count('"POST /api/v1/did/[redacted] HTTP/1.1" 204') == 1, logged[-2000:]
+    assert logged.count('"POST /api/v1/did/[redacted] HTTP/1.1" 401') == 2
+    for secret in [*_secrets_of(token), id_token]:
+        assert secret not in logged
+
+
+def test_the_werkzeug_request_log_never_carries_the_token(driver, caplog):
+    caplog.set_level(logging.INFO)
+    driver.authorize(**DID_LOGIN)
+    token = driver.did_token(NONCE)
+    assert driver.did_login(token).status_code == 204
+    assert refused(fresh(driver).did_login(token))
+    assert "/api/v1/did/[redacted]" in caplog.text
+    for secret in _secrets_of(token):
+        assert secret not in caplog.text
