@@ -21,6 +21,7 @@ from opendid.kilt.didjwt import make_did_jwt, signing_data, unsigned_did_jwt
 from opendid.kilt.encoding import to_hex
 from opendid.kilt.keys import DidKeys
 from tests.respell import did_respellings, token_respellings
+from tests.test_didjwt import NOW, resolve
 from tests.test_resilience import Gunicorn
 
 NONCE = "n0nce"
@@ -37,19 +38,21 @@ def fresh(driver: LoginDriver) -> LoginDriver:
     return other
 
 
-def refused(response: requests.Response) -> bool:
-    return response.status_code == 401 and "Location" not in response.headers
+def refused(response: requests.Response, token: str = "") -> bool:
+    """401 and no code; a newline in the path does not even match the route (404)."""
+    expected = 404 if "\n" in token else 401
+    return response.status_code == expected and "Location" not in response.headers
 
 
 def token_for_every_respelling(driver: LoginDriver) -> str:
     """A token whose parts contain '+' or '/' and padding, so that every re-spelling
     (url-safe alphabet, no padding) differs from it."""
-    for filler in range(200):
-        raw = driver.did_token(NONCE, jti="x" * (filler % 3) + str(filler))
+    for filler in range(3):  # '?' and '~' in every alignment put '/' and '+' in the base64
+        raw = driver.did_token(NONCE, jti="???~~~" + "x" * filler)
         head, body, _ = raw.split(".")
         if any(c in head + body for c in "+/") and body.endswith("="):
             return raw
-    raise AssertionError("no token with '+', '/' and padding among 200")
+    raise AssertionError("one of three lengths pads")
 
 
 def test_a_captured_token_logs_in_once_however_it_is_spelled(driver, provisioned):
@@ -59,27 +62,14 @@ def test_a_captured_token_logs_in_once_however_it_is_spelled(driver, provisioned
             "unpadded signature", "unpadded header and payload", "urlsafe header and payload",
             "non-canonical last base64 digit"} <= set(variants)
     for name, variant in variants.items():  # before the genuine use: refused by its spelling
-        assert refused(fresh(driver).did_login(variant)), name
+        assert refused(fresh(driver).did_login(variant), variant), name
     done = fresh(driver).did_login(raw)
     assert done.status_code == 204, done.text
     claims = decode_jwt_claims(result_params(done.headers["Location"])["id_token"])
     assert claims["sub"] == provisioned["user"]["did"]
     assert refused(fresh(driver).did_login(raw))
     for name, variant in variants.items():  # and after it
-        assert refused(fresh(driver).did_login(variant)), name
-
-
-def test_a_second_signature_over_the_same_claims_is_the_same_login(driver):
-    """sr25519 signatures are randomised: the holder's key can sign one `header.payload` many
-    times; each is the same login, used once."""
-    raw = driver.did_token(NONCE)
-    head, body, _ = raw.split(".")
-    unsigned = f"{head}.{body}"
-    again = make_did_jwt(unsigned, driver.wallet.sign_with_did(signing_data(unsigned))["signature"])
-    assert again != raw
-    assert fresh(driver).did_login(raw).status_code == 204
-    response = fresh(driver).did_login(again)
-    assert refused(response) and "already used" in response.text
+        assert refused(fresh(driver).did_login(variant), variant), name
 
 
 def test_racing_uses_of_one_token_log_in_once(driver):
@@ -137,15 +127,16 @@ def test_the_signers_did_in_another_spelling_is_refused(driver, provisioned, nam
 
 
 @pytest.mark.parametrize("claims, reason", [
-    ({"nonce": "other"}, "nonce"),
-    ({"exp": int(time.time()) + 3600}, "lifetime"),
-    ({"nbf": int(time.time()) - 3000, "exp": int(time.time()) + 30}, "lifetime"),
-    ({"nbf": int(time.time()) + 600, "exp": int(time.time()) + 660}, "not valid yet"),
-    ({"exp": int(time.time()) - 120, "nbf": int(time.time()) - 180}, "expired"),
+    ({"jti": "signed for another nonce"}, "nonce"),
+    ({"exp": NOW + 3600}, "lifetime"),
+    ({"nbf": NOW - 3000, "exp": NOW + 30}, "lifetime"),
+    ({"nbf": NOW + 600, "exp": NOW + 660}, "not valid yet"),
+    ({"exp": NOW - 120, "nbf": NOW - 180}, "expired"),
 ])
 def test_claims_that_fail_are_401_and_change_nothing(driver, claims, reason):
     session = fresh(driver)
-    response = session.did_login(driver.did_token(NONCE, **claims))
+    nonce = "other" if reason == "nonce" else NONCE
+    response = session.did_login(driver.did_token(nonce, **resolve(claims)))
     assert refused(response) and reason in response.text
     assert session.did_login(driver.did_token(NONCE)).status_code == 204  # session still usable
 

@@ -52,12 +52,10 @@ class DidJwt:
 
     @property
     def replay_key(self) -> str:
-        """What makes the token single-use: a hash of the signed `header.payload`.
-
-        The signing input is canonical (strict base64) and covered by the signature, so every
-        re-spelling of a token, and every other signature over the same claims, collides here.
-        """
-        return hashlib.sha256(b"did-jwt\x00" + self.signing_input.encode("ascii")).hexdigest()
+        """What makes the token single-use: what was verified, the signing input and the raw
+        signature bytes, not the string received (re-spellings of it are refused anyway)."""
+        signed = self.signing_input.encode("ascii")
+        return hashlib.sha256(len(signed).to_bytes(4, "big") + signed + self.signature).hexdigest()
 
 
 def _canonical_base64(part: str, what: str) -> bytes:
