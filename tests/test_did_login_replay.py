@@ -119,11 +119,40 @@ def test_a_token_signed_by_one_did_that_names_another_is_refused(driver, provisi
                                                       "sub": attester_did})).status_code == 204
 
 
-@pytest.mark.parametrize("name", ["two-byte prefix", "0x hex"])
+@pytest.mark.parametrize("name", ["two-byte prefix", "0x hex", "generic prefix 42"])
 def test_the_signers_did_in_another_spelling_is_refused(driver, provisioned, name):
+    """Signed by the user's own key, with iss, sub and kid all naming the user's account in a
+    second spelling: a lenient parser resolves it on chain and makes the string `sub`."""
     user = DidKeys.from_mnemonic(provisioned["user"]["mnemonic"])
     spelled = did_respellings(user.did.uri)[name]
-    assert refused(fresh(driver).did_login(_signed(user, {"iss": spelled, "sub": spelled})))
+    key_id = user.authentication_key_uri.uri.split("#")[1]
+    for kid in (None, f"{spelled}#{key_id}"):
+        response = fresh(driver).did_login(_signed(user, {"iss": spelled, "sub": spelled}, kid))
+        assert refused(response), response.text
+    assert fresh(driver).did_login(_signed(user, {"iss": user.did.uri,
+                                                  "sub": user.did.uri})).status_code == 204
+
+
+@pytest.mark.parametrize("name", ["two-byte prefix", "0x hex", "generic prefix 42"])
+def test_did_key_lookup_accepts_only_the_canonical_did(driver, provisioned, name):
+    did = provisioned["user"]["did"]
+    found = driver.http.get(driver.url(f"/api/v1/did-key/{did}"), timeout=30)
+    assert found.status_code == 200 and found.json()["keyUri"].startswith(did + "#0x")
+    spelled = did_respellings(did)[name]
+    response = driver.http.get(driver.url(f"/api/v1/did-key/{spelled}"), timeout=30)
+    assert response.status_code == 400 and response.text.startswith("Invalid DID")
+
+
+@pytest.mark.parametrize("name", ["two-byte prefix", "0x hex"])
+def test_a_message_sender_in_another_spelling_is_refused(driver, provisioned, name):
+    """The owner's DID, spelled otherwise, as the message `sender`: a clear 400, no code."""
+    driver.authorize(client_id="opendid-client", redirect_uri=OPENDID_REDIRECT,
+                     response_type="code", scope="openid", state="s", nonce=NONCE)
+    assert driver.open_session().status_code == 200
+    driver.fetch_request()
+    response = driver.submit(sender=did_respellings(provisioned["user"]["did"])[name])
+    assert response.status_code == 400 and "Location" not in response.headers
+    assert "sender is not the credential owner" in response.text
 
 
 @pytest.mark.parametrize("claims, reason", [
