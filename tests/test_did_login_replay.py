@@ -10,17 +10,21 @@ import logging
 import threading
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import requests
 
-from conftest import OPENDID_REDIRECT, OUTPUT, write_test_config
+from conftest import OPENDID_REDIRECT, OUTPUT, bind_server, start_server, write_test_config
+from opendid.application import create_app
 from opendid.devtools.devchain import free_port
 from opendid.devtools.login_driver import LoginDriver, decode_jwt_claims, result_params
+from opendid.kilt.chain import ChainClient
 from opendid.kilt.didjwt import make_did_jwt, signing_data, unsigned_did_jwt
 from opendid.kilt.encoding import to_hex
 from opendid.kilt.keys import DidKeys
 from tests.respell import did_respellings, token_respellings
+from tests.tcp_proxy import TcpProxy
 from tests.test_didjwt import NOW, resolve
 from tests.test_resilience import Gunicorn
 
@@ -222,5 +226,32 @@ def test_the_werkzeug_request_log_never_carries_the_token(driver, caplog):
     assert driver.did_login(token).status_code == 204
     assert refused(fresh(driver).did_login(token))
     assert "/api/v1/did/[redacted]" in caplog.text
+    for secret in _secrets_of(token):
+        assert secret not in caplog.text
+
+
+def test_a_503_during_a_did_login_does_not_log_the_token(provisioned, chain_url, wallet, chain,
+                                                          tmp_path, caplog):
+    """The chain becomes unreachable after the token's claims were checked: the error handler
+    logs the request path, which is where the token is."""
+    caplog.set_level(logging.INFO)
+    proxy = TcpProxy(urlsplit(chain_url).port).start()
+    server = bind_server()
+    url = f"http://127.0.0.1:{server.server_port}"
+    config = write_test_config(provisioned, tmp_path / "config.yaml", url, [url + "/cb"])
+    server.app = create_app(config, instance_path=tmp_path / "instance",
+                            chain=ChainClient(proxy.url, timeout=2, max_backoff=0.5))
+    start_server(server)
+    try:
+        driver = LoginDriver(url, wallet, chain)
+        driver.authorize(**DID_LOGIN)
+        token = driver.did_token(NONCE)
+        proxy.stop()
+        down = driver.did_login(token)
+        assert (down.status_code, down.text) == (503, "KILT chain unreachable")
+    finally:
+        server.shutdown()
+        proxy.stop()
+    assert "POST /api/v1/did/[redacted]: " in caplog.text
     for secret in _secrets_of(token):
         assert secret not in caplog.text
