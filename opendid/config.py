@@ -1,8 +1,9 @@
 """One typed configuration object, loaded from OpenDID's `config.yaml` (camelCase) unchanged.
 
 A config error names the file, the key and what is wrong. `production: true` refuses weak or
-default secrets. This project's additions are optional: top-level `issuer`, `chainSpec`, and per
-client `idTokenSignedResponseAlg`, `responseTypes` and `refreshRequiresClientAuth`.
+default secrets. This project's additions are optional: top-level `issuer`, `chainSpec`,
+`didLoginMaxTokenLifetime`, and per client `idTokenSignedResponseAlg`, `responseTypes` and
+`refreshRequiresClientAuth`.
 """
 
 from __future__ import annotations
@@ -110,6 +111,9 @@ class Config(_Model):
     etcd: dict[str, Any] | None = None
     issuer: str | None = None
     displayName: str = "OpenDID"
+    # The longest validity (exp - nbf, and exp - now) a DID-only login token may claim, in
+    # seconds: a captured token is useless once it expires, so a wallet's token must be short.
+    didLoginMaxTokenLifetime: int = Field(default=300, gt=0, le=86400)
 
     @field_validator("kiltEndpoint")
     @classmethod
@@ -201,8 +205,8 @@ def _check_nacl_pair(config: Config, path: Path) -> None:
     from opendid.kilt.errors import InvalidHex
 
     try:
-        secret = from_hex(config.session.naclSecretKey, 32, "naclSecretKey")
-        public = from_hex(config.session.naclPublicKey, 32, "naclPublicKey")
+        secret = from_hex(config.session.naclSecretKey.lower(), 32, "naclSecretKey")
+        public = from_hex(config.session.naclPublicKey.lower(), 32, "naclPublicKey")
     except InvalidHex as exc:
         raise ConfigError(f"{path}: key 'session': {exc}") from None
     if x25519_public_key(secret) != public:

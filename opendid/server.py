@@ -1,11 +1,39 @@
-"""Running the app under gunicorn from `opendid serve`; each worker builds its own app."""
+"""Running the app under gunicorn from `opendid serve`; each worker builds its own app.
+
+The access log keeps method, path, status and timing, but never a DID-login token (it is in the
+path) nor a redirect's query or fragment (codes, tokens): see `RedactingLogger`.
+"""
 
 from __future__ import annotations
 
+import datetime
 from pathlib import Path
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger
+
+from opendid.redact import RedactingFilter, redact, redact_location
+
+LOGGER_CLASS = "opendid.server.RedactingLogger"
+
+
+class RedactingLogger(Logger):  # type: ignore[misc]
+    """gunicorn's logger with the token-bearing atoms redacted, for any access_log_format."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        for logger in (self.error_log, self.access_log):
+            logger.addFilter(RedactingFilter())
+
+    def atoms(self, resp: Any, req: Any, environ: dict[str, Any],
+              request_time: datetime.timedelta) -> dict[str, Any]:
+        atoms: dict[str, Any] = super().atoms(resp, req, environ, request_time)
+        for key, value in atoms.items():
+            if not isinstance(value, str):
+                continue
+            atoms[key] = redact_location(value) if key == "{location}o" else redact(value)
+        return atoms
 
 
 class OpenDidServer(BaseApplication):  # type: ignore[misc]
@@ -28,6 +56,7 @@ class OpenDidServer(BaseApplication):  # type: ignore[misc]
 def run(config_path: Path, bind: str, workers: int, dev: bool) -> None:
     OpenDidServer(config_path, {
         "bind": bind, "workers": workers, "accesslog": "-", "timeout": 30,
+        "logger_class": LOGGER_CLASS,
         "forwarded_allow_ips": "127.0.0.1",
         "control_socket_disable": True,  # a global path under ~/.gunicorn, shared by instances
     }, dev).run()

@@ -62,13 +62,22 @@ def test_sr25519_presentation_signature_of_the_sdk_verifies(vectors):
     signature = from_hex(case["presentation"]["claimerSignature"]["signature"])
     data = from_hex(case["signingData"])
     verify_signature("sr25519", public, data, signature)
-    verify_signature("sr25519", public, data, b"\x01" + signature)  # MultiSignature-typed
     with pytest.raises(InvalidSignature):
         verify_signature("sr25519", public, data[:-1] + b"\x00", signature)
     with pytest.raises(InvalidSignature):
-        verify_signature("sr25519", public, data, b"\x00" + signature)  # typed as ed25519
-    with pytest.raises(InvalidSignature):
         verify_signature("sr25519", public, data, signature[:10])
+
+
+@pytest.mark.parametrize("type_byte", [b"\x00", b"\x01", b"\x02"])
+def test_a_type_byte_before_a_valid_signature_is_refused(vectors, type_byte):
+    """The SDK and Sporran write raw signatures: a MultiSignature type byte in front of a valid
+    one would be a second spelling of the same signature (a replay that looks new)."""
+    case = vectors["credential"]["presentation"]
+    public = from_hex(case["signer"]["publicKey"])
+    signature = from_hex(case["presentation"]["claimerSignature"]["signature"])
+    data = from_hex(case["signingData"])
+    with pytest.raises(InvalidSignature, match="without a type byte"):
+        verify_signature("sr25519", public, data, type_byte + signature)
 
 
 def test_ed25519_signatures():
@@ -76,7 +85,8 @@ def test_ed25519_signatures():
     public = bytes(key.verify_key)
     signature = key.sign(b"message").signature
     verify_signature("ed25519", public, b"message", signature)
-    verify_signature("ed25519", public, b"message", b"\x00" + signature)
+    with pytest.raises(InvalidSignature):
+        verify_signature("ed25519", public, b"message", b"\x00" + signature)
     with pytest.raises(InvalidSignature):
         verify_signature("ed25519", public, b"other", signature)
 
@@ -86,10 +96,31 @@ def test_ecdsa_signatures_are_substrate_style_blake2():
     public = key.public_key.format(compressed=True)
     signature = key.sign_recoverable(b"message", hasher=blake2b_256)
     verify_signature("ecdsa", public, b"message", signature)
-    verify_signature("ecdsa", public, b"message", b"\x02" + signature)
+    with pytest.raises(InvalidSignature):
+        verify_signature("ecdsa", public, b"message", b"\x02" + signature)
     keccak_style = key.sign_recoverable(b"message", hasher=lambda m: hashlib.sha3_256(m).digest())
     with pytest.raises(InvalidSignature):
         verify_signature("ecdsa", public, b"message", keccak_style)
+
+
+SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+
+
+def test_the_high_s_twin_of_an_ecdsa_signature_is_refused():
+    """(r, n - s, v ^ 1) verifies like (r, s, v) in libsecp256k1's recovery: it is the same
+    signature spelled twice, so only the low-S form (what substrate writes) is accepted."""
+    key = coincurve.PrivateKey()
+    public = key.public_key.format(compressed=True)
+    signature = key.sign_recoverable(b"message", hasher=blake2b_256)
+    s = int.from_bytes(signature[32:64], "big")
+    twin = signature[:32] + (SECP256K1_N - s).to_bytes(32, "big") + bytes([signature[64] ^ 1])
+    recovered = coincurve.PublicKey.from_signature_and_message(twin, b"message",
+                                                                hasher=blake2b_256)
+    assert recovered.format(compressed=True) == public  # the library alone would accept it
+    with pytest.raises(InvalidSignature, match="low S"):
+        verify_signature("ecdsa", public, b"message", twin)
+    with pytest.raises(InvalidSignature, match="low S"):
+        verify_signature("ecdsa", public, b"message", signature[:64] + bytes([27]))
 
 
 def test_hex_parsing_is_strict():
@@ -99,3 +130,12 @@ def test_hex_parsing_is_strict():
             from_hex(bad)
     with pytest.raises(InvalidHex):
         from_hex("0x01", 2)
+
+
+@pytest.mark.parametrize("respelled", ["0xABCD", "0xAbcd", "0x ab cd", "0xab cd", "0xabcd\n",
+                                       "0xab\tcd", "0Xabcd", "0x٠١"])
+def test_hex_has_one_spelling(respelled):
+    """`bytes.fromhex` alone accepts upper case and whitespace: KILT writes lowercase only."""
+    assert from_hex("0xabcd") == b"\xab\xcd"
+    with pytest.raises(InvalidHex):
+        from_hex(respelled)

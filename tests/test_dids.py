@@ -3,6 +3,7 @@
 import pytest
 
 from opendid.kilt.dids import (
+    full_did_from_account,
     light_did_encryption_key,
     make_light_did,
     parse_full_did,
@@ -11,6 +12,7 @@ from opendid.kilt.dids import (
 )
 from opendid.kilt.encoding import from_hex
 from opendid.kilt.errors import InvalidDid, InvalidLightDid
+from tests.respell import address_respellings, did_respellings
 
 USER = "did:kilt:4rjJKb7pwS6MMqtyy2bwu9T3UjKWH76UWTBZXKnWBcQqTh6H"
 
@@ -99,3 +101,32 @@ def test_light_did_with_bad_cbor_key_is_rejected():
         encoded = "z" + base58.b58encode(b"\x00" + cbor2.dumps(details)).decode()
         with pytest.raises(InvalidLightDid):
             light_did_encryption_key("did:kilt:light:00" + USER[9:] + ":" + encoded)
+
+
+# -- one account, one DID string -----------------------------------------------------------------
+
+@pytest.mark.parametrize("name", sorted(did_respellings(USER)))
+def test_a_second_spelling_of_a_full_did_is_refused(name):
+    """Lenient SS58 decoders read these as USER's account; each would become another `sub`."""
+    respelled = did_respellings(USER)[name]
+    assert parse_full_did(USER).uri == USER
+    with pytest.raises(InvalidDid):
+        parse_full_did(respelled)
+    with pytest.raises(InvalidDid):
+        parse_key_uri(respelled + "#0x" + "ab" * 32)
+
+
+@pytest.mark.parametrize("name", sorted(address_respellings(USER[9:])))
+def test_a_second_spelling_of_a_light_did_address_is_refused(name):
+    key = b"\x02" * 32
+    canonical = make_light_did("sr25519", parse_full_did(USER).account_id, key)
+    assert parse_light_did(canonical).address == USER[9:]
+    respelled = canonical.replace(USER[9:], address_respellings(USER[9:])[name], 1)
+    with pytest.raises(InvalidLightDid):
+        parse_light_did(respelled)
+
+
+def test_a_parsed_did_is_always_the_canonical_string(vectors):
+    for case in vectors["key-derivation"]["cases"]:
+        did = parse_full_did(case["did"])
+        assert did.uri == case["did"] == full_did_from_account(did.account_id).uri

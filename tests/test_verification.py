@@ -9,10 +9,13 @@ from opendid.kilt.credentials import (
     make_presentation,
     parse_presentation,
 )
+from opendid.kilt.encoding import from_hex, to_hex
 from opendid.kilt.errors import CredentialInvalid
-from opendid.kilt.keys import DidKeys
+from opendid.kilt.extrinsics import attest
+from opendid.kilt.keys import DidKeys, sr25519_keypair
 from opendid.kilt.messages import CTypeRequirement
 from opendid.kilt.verification import match_requirements, verify_presentations
+from tests.respell import did_respellings
 
 CHALLENGE = "0x" + "5a" * 24
 
@@ -104,3 +107,68 @@ def test_unattested_credential_fails(chain, provisioned, wallet):
                              wallet.keys.authentication.sign, CHALLENGE)
     with pytest.raises(CredentialInvalid, match="not attested"):
         verify_presentations([parse_presentation(data)], CHALLENGE, chain)
+
+
+# -- tests that reach the claimer-signature check: everything before it is valid ----------------
+
+def _signed_by(wallet, sign, challenge=CHALLENGE, keep_challenge=True):
+    """The trusted credential with the owner's key URI and the right challenge, signed by
+    `sign` over root hash ‖ challenge."""
+    held = next(c for c in wallet.credentials if c.label == "Email (trusted attester)")
+    data = make_presentation(held.credential, wallet.keys.authentication_key_uri.uri, sign,
+                             challenge)
+    if not keep_challenge:
+        del data["claimerSignature"]["challenge"]
+    return data
+
+
+def test_a_claimer_signature_by_another_key_is_refused(chain, provisioned, wallet):
+    other = DidKeys.from_mnemonic(provisioned["attester"]["mnemonic"])
+    data = _signed_by(wallet, other.authentication.sign)
+    with pytest.raises(CredentialInvalid, match="claimer signature: the signature does not"):
+        verify_presentations([parse_presentation(data)], CHALLENGE, chain)
+
+
+@pytest.mark.parametrize("position", [0, 31, 63])
+def test_a_tampered_claimer_signature_is_refused(chain, wallet, position):
+    data = _signed_by(wallet, wallet.keys.authentication.sign)
+    raw = bytearray(from_hex(data["claimerSignature"]["signature"]))
+    raw[position] ^= 0x01
+    data["claimerSignature"]["signature"] = to_hex(bytes(raw))
+    with pytest.raises(CredentialInvalid, match="claimer signature: the signature does not"):
+        verify_presentations([parse_presentation(data)], CHALLENGE, chain)
+
+
+def test_a_signature_over_another_challenge_without_a_challenge_field_is_refused(chain,
+                                                                                    wallet):
+    data = _signed_by(wallet, wallet.keys.authentication.sign, challenge="0x" + "01" * 24,
+                      keep_challenge=False)
+    with pytest.raises(CredentialInvalid, match="claimer signature: the signature does not"):
+        verify_presentations([parse_presentation(data)], CHALLENGE, chain)
+
+
+@pytest.mark.parametrize("spelling", ["upper-case hex", "type byte"])
+def test_a_second_spelling_of_a_valid_claimer_signature_is_refused(chain, wallet, spelling):
+    data = _signed_by(wallet, wallet.keys.authentication.sign)
+    verify_presentations([parse_presentation(data)], CHALLENGE, chain)
+    signature = data["claimerSignature"]["signature"]
+    data["claimerSignature"]["signature"] = (
+        "0x" + signature[2:].upper() if spelling == "upper-case hex" else "0x01" + signature[2:])
+    with pytest.raises(CredentialInvalid, match="claimer signature"):
+        verify_presentations([parse_presentation(data)], CHALLENGE, chain)
+
+
+def test_an_attested_credential_whose_owner_is_spelled_otherwise_is_refused(chain, provisioned,
+                                                                            wallet, vectors):
+    """A real, attested credential naming the user's account in a second SS58 spelling, signed
+    by the user's key: a lenient parser makes that string a second `sub` for one account."""
+    spelled = did_respellings(wallet.did)["two-byte prefix"]
+    credential = make_credential(provisioned["ctype"], {"Email": "twin@example.org"}, spelled)
+    attest(chain, DidKeys.from_mnemonic(provisioned["attester"]["mnemonic"]),
+           sr25519_keypair(vectors["provisioned-state"]["payment"]["mnemonic"]),
+           credential.root_hash, provisioned["ctype"])
+    key_id = wallet.keys.authentication_key_uri.uri.split("#")[1]
+    for key_uri in (wallet.keys.authentication_key_uri.uri, f"{spelled}#{key_id}"):
+        data = make_presentation(credential, key_uri, wallet.keys.authentication.sign, CHALLENGE)
+        with pytest.raises(CredentialInvalid, match="claim owner"):
+            verify_presentations([parse_presentation(data)], CHALLENGE, chain)

@@ -9,14 +9,15 @@ inside every login). An unreachable node fails fast with `ChainUnavailable`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from scalecodec.base import ScaleBytes
 from substrateinterface import SubstrateInterface
@@ -26,7 +27,7 @@ from websocket import WebSocketException
 
 from opendid.kilt.dids import FullDid, full_did_from_account, parse_full_did
 from opendid.kilt.encoding import KILT_SS58_PREFIX, address_to_account_id, from_hex, to_hex
-from opendid.kilt.errors import ChainError, ChainUnavailable
+from opendid.kilt.errors import ChainError, ChainUnavailable, KiltError
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,8 @@ NAMED_ENDPOINTS = {
     "peregrine": "wss://peregrine.kilt.io:443/",
 }
 RUNTIME_CHECK_INTERVAL = 60.0
+P = ParamSpec("P")
+R = TypeVar("R")
 NETWORK_ERRORS = (WebSocketException, OSError, TimeoutError, ConnectionError, BrokenPipeError)
 
 
@@ -196,17 +199,13 @@ class ChainClient:
             for group in response["result"]:
                 for key_hex, data in group["changes"]:
                     changes[key_hex] = data
-            values = []
-            for key, key_hex in zip(keys, hexes, strict=True):
-                data = changes.get(key_hex)
-                values.append(None if data is None else key.decode_scale_value(ScaleBytes(data)))
-            return values
+            return [_decode(key, changes.get(key_hex))
+                    for key, key_hex in zip(keys, hexes, strict=True)]
 
     def decode(self, pallet: str, item: str, param: Any, data: str | None) -> Any:
         """Decode a raw storage value read elsewhere (e.g. a test vector) with our metadata."""
         with self.substrate() as conn:
-            key = self._key(conn, pallet, item, param)
-            return None if data is None else key.decode_scale_value(ScaleBytes(data))
+            return _decode(self._key(conn, pallet, item, param), data)
 
     def did(self, did: FullDid | str) -> DidDocument | None:
         did = parse_full_did(did) if isinstance(did, str) else did
@@ -275,6 +274,31 @@ class ChainClient:
         self.block_number()
 
 
+def _decode(key: StorageKey, data: object) -> Any:
+    """A storage value's SCALE bytes decoded; bytes that do not decode are the node's fault."""
+    if data is None:
+        return None
+    try:
+        return key.decode_scale_value(ScaleBytes(data))
+    except Exception as exc:  # scalecodec raises many unrelated types for bad bytes
+        raise ChainError(f"undecodable storage value: {type(exc).__name__}") from None
+
+
+def _record(decoder: Callable[P, R]) -> Callable[P, R]:
+    """Turn a decoded record of the wrong shape into a `ChainError` instead of a crash."""
+    @functools.wraps(decoder)
+    def checked(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return decoder(*args, **kwargs)
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError, KiltError) as exc:
+            if isinstance(exc, ChainError):
+                raise
+            raise ChainError(f"malformed {decoder.__name__} record: {type(exc).__name__}"
+                             ) from None
+    return checked
+
+
+@_record
 def did_document_from_storage(did: FullDid, value: Any) -> DidDocument | None:
     if value is None or value.value is None:
         return None
@@ -318,6 +342,7 @@ def _did_key(key_id: bytes, key: dict[str, Any]) -> DidKey:
     return DidKey(id=key_id, type=key_type, public_key=from_hex(public_hex, None, "public key"))
 
 
+@_record
 def attestation_from_storage(root_hash: str, value: Any) -> Attestation | None:
     if value is None or value.value is None:
         return None
@@ -330,6 +355,7 @@ def attestation_from_storage(root_hash: str, value: Any) -> Attestation | None:
     )
 
 
+@_record
 def web3name_from_storage(value: Any) -> str | None:
     if value is None or value.value is None:
         return None

@@ -60,7 +60,8 @@ def parse_presentation(data: object) -> Presentation:
 
 def canonical_json(value: object) -> str:
     """`JSON.stringify` of a value: compact, UTF-8, whole-number floats written as integers."""
-    return json.dumps(_js_numbers(value), separators=(",", ":"), ensure_ascii=False)
+    return json.dumps(_js_numbers(value), separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False)
 
 
 def _js_numbers(value: object) -> object:
@@ -123,8 +124,8 @@ def verify_data_integrity(presentation: Presentation) -> None:
     try:
         if len(presentation.claim.contents) > MAX_PROPERTIES:
             raise CredentialInvalid("too many claim properties")
-        committed = {h.lower() for h in presentation.claimHashes}
-        for statement in claim_statements(presentation.claim):
+        committed = set(presentation.claimHashes)
+        for statement in _statements(presentation.claim):
             digest = statement_digest(statement)
             nonce = presentation.claimNonceMap.get(digest)
             if nonce is None:
@@ -137,8 +138,17 @@ def verify_data_integrity(presentation: Presentation) -> None:
         )
     except InvalidHex as exc:
         raise CredentialInvalid(str(exc)) from None
-    if expected != presentation.rootHash.lower():
+    if expected != presentation.rootHash:  # one spelling: lowercase, as the SDK writes it
         raise CredentialInvalid("the root hash does not match the claim hashes")
+
+
+def _statements(claim: Claim) -> list[str]:
+    """The claim's statements; values JSON cannot write (NaN, nesting too deep, integers too
+    long to print) are a bad credential, not a crash."""
+    try:
+        return claim_statements(claim)
+    except (ValueError, TypeError, RecursionError):
+        raise CredentialInvalid("a claim property cannot be serialised as JSON") from None
 
 
 def _legitimation_root(legitimation: dict[str, Any]) -> str:

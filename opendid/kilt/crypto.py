@@ -1,8 +1,9 @@
 """NaCl boxes and DID-key signature verification (sr25519, ed25519, ecdsa).
 
-Signatures come raw or prefixed with their MultiSignature type byte
-(0 = ed25519, 1 = sr25519, 2 = ecdsa); KILT's ecdsa keys are secp256k1 over blake2b-256 of the
-message (substrate's scheme), not Ethereum's keccak.
+Signatures are raw, as KILT's SDK and Sporran write them (`sign(..., {withType: false})`):
+64 bytes for sr25519/ed25519, 65 (r ‖ s ‖ recovery id) for ecdsa. No MultiSignature type byte
+and no high-S ecdsa form is accepted, so one signature has one spelling. KILT's ecdsa keys are
+secp256k1 over blake2b-256 of the message (substrate's scheme), not Ethereum's keccak.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from opendid.kilt.errors import DecryptionFailed, InvalidSignature
 
 NONCE_LENGTH = 24
 KEY_LENGTH = 32
-MULTISIG_TYPES = {0: "ed25519", 1: "sr25519", 2: "ecdsa"}
 SIGNATURE_LENGTHS = {"ed25519": 64, "sr25519": 64, "ecdsa": 65}
+SECP256K1_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
 
 def box_encrypt(
@@ -51,28 +52,30 @@ def x25519_public_key(secret: bytes) -> bytes:
     return bytes(nacl.public.PrivateKey(secret).public_key)
 
 
-def split_signature(signature: bytes, key_type: str) -> bytes:
-    """Strip a MultiSignature type byte when present; check it matches the key type."""
-    expected = SIGNATURE_LENGTHS.get(key_type)
+def verify_signature(key_type: str, public_key: bytes, message: bytes, signature: bytes) -> None:
+    """Raise `InvalidSignature` unless `signature` by `public_key` over `message` verifies.
+
+    Only the raw, canonical form is accepted (see the module docstring).
+    """
+    expected = SIGNATURE_LENGTHS.get(key_type) if isinstance(key_type, str) else None
     if expected is None:
         raise InvalidSignature(f"unsupported key type '{key_type}'")
-    if len(signature) == expected:
-        return signature
-    if len(signature) == expected + 1:
-        prefixed_type = MULTISIG_TYPES.get(signature[0])
-        if prefixed_type != key_type:
-            raise InvalidSignature(
-                f"signature is typed {prefixed_type or signature[0]}, but the key is {key_type}"
-            )
-        return signature[1:]
-    raise InvalidSignature(f"a {key_type} signature must be {expected} bytes (or 1 more typed)")
-
-
-def verify_signature(key_type: str, public_key: bytes, message: bytes, signature: bytes) -> None:
-    """Raise `InvalidSignature` unless `signature` by `public_key` over `message` verifies."""
-    raw = split_signature(signature, key_type)
-    if not _verify_raw(key_type, public_key, message, raw):
+    if not isinstance(signature, bytes) or len(signature) != expected:
+        raise InvalidSignature(f"a {key_type} signature must be exactly {expected} bytes "
+                               "(raw, without a type byte)")
+    if key_type == "ecdsa" and not _canonical_ecdsa(signature):
+        raise InvalidSignature("an ecdsa signature must have a low S and a recovery id of 0 or 1")
+    if not isinstance(public_key, bytes) or not isinstance(message, bytes):
+        raise InvalidSignature("the key and the message must be bytes")
+    if not _verify_raw(key_type, public_key, message, signature):
         raise InvalidSignature("the signature does not verify")
+
+
+def _canonical_ecdsa(signature: bytes) -> bool:
+    """(r, s, v) and (r, n - s, v ^ 1) both verify: only the low-S one (what substrate and
+    polkadot.js write) is accepted."""
+    s = int.from_bytes(signature[32:64], "big")
+    return 0 < s <= SECP256K1_ORDER // 2 and signature[64] in (0, 1)
 
 
 def _verify_raw(key_type: str, public_key: bytes, message: bytes, raw: bytes) -> bool:
@@ -87,6 +90,6 @@ def _verify_raw(key_type: str, public_key: bytes, message: bytes, raw: bytes) ->
                 raw, message, hasher=blake2b_256
             )
             return recovered.format(compressed=True) == public_key
-    except (nacl.exceptions.BadSignatureError, ValueError, TypeError, Exception):
+    except Exception:  # every library raises its own types for keys or bytes it cannot use
         return False
     return False

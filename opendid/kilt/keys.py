@@ -15,6 +15,7 @@ from substrateinterface import Keypair, KeypairType
 from opendid.kilt.crypto import x25519_public_key
 from opendid.kilt.dids import FullDid, KeyUri, full_did_from_account
 from opendid.kilt.encoding import KILT_SS58_PREFIX, blake2b_256
+from opendid.kilt.errors import InvalidDid
 
 VERIFICATION_KEY_TYPES = {"ed25519": 0, "sr25519": 1, "ecdsa": 2}
 ENCRYPTION_KEY_TYPES = {"x25519": 0}
@@ -22,7 +23,10 @@ ENCRYPTION_KEY_TYPES = {"x25519": 0}
 
 def verification_key_id(key_type: str, public_key: bytes) -> bytes:
     """Key id of a verification key: blake2b-256 of SCALE(DidPublicKey::PublicVerificationKey)."""
-    return blake2b_256(bytes([0, VERIFICATION_KEY_TYPES[key_type]]) + public_key)
+    code = VERIFICATION_KEY_TYPES.get(key_type) if isinstance(key_type, str) else None
+    if code is None or not isinstance(public_key, bytes):
+        raise InvalidDid(f"unknown verification key type {key_type!r}")
+    return blake2b_256(bytes([0, code]) + public_key)
 
 
 def encryption_key_id(public_key: bytes) -> bytes:

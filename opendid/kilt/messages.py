@@ -18,6 +18,7 @@ from opendid.kilt.encoding import from_hex, to_hex
 from opendid.kilt.errors import InvalidHex, InvalidMessage
 
 MAX_PRESENTATIONS = 10
+MAX_JSON_DEPTH = 64
 
 
 class _Strict(BaseModel):
@@ -93,13 +94,28 @@ def open_json(envelope: EncryptedMessage, our_secret: bytes, their_public: bytes
         envelope.ciphertext_bytes(), envelope.nonce_bytes(), our_secret, their_public
     )
     try:
-        return json.loads(plaintext)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        value = json.loads(plaintext)
+    except (UnicodeDecodeError, ValueError, RecursionError):  # ValueError: also huge integers
         raise InvalidMessage("decrypted message is not JSON") from None
+    check_depth(value)
+    return value
+
+
+def check_depth(value: object, limit: int = MAX_JSON_DEPTH) -> None:
+    """Refuse JSON nested deeper than any real message (it would only exhaust the stack later)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth > limit:
+                raise InvalidMessage(f"message is nested deeper than {limit} levels")
+            stack.extend((child, depth + 1)
+                         for child in (item.values() if isinstance(item, dict) else item))
 
 
 def parse_submit_credential(data: object) -> SubmitCredentialMessage:
     """Validate a `submit-credential` message strictly (types, required fields)."""
+    check_depth(data)
     try:
         return SubmitCredentialMessage.model_validate(data)
     except ValidationError as exc:

@@ -54,7 +54,7 @@ def verify_presentations(
     if len(owners) != 1:
         raise CredentialInvalid("all presented credentials must belong to one DID")
     (owner,) = owners
-    roots = [p.rootHash.lower() for p in presentations]
+    roots = [p.rootHash for p in presentations]
     records = chain.login_records(owner, roots, known)
     if records.did is None:
         raise CredentialInvalid(f"the owner DID {owner} does not exist on chain")
@@ -66,7 +66,7 @@ def verify_presentations(
             raise CredentialInvalid("the credential is not attested on chain")
         if attestation.revoked:
             raise CredentialInvalid("the credential's attestation has been revoked")
-        if attestation.ctype_hash.lower() != presentation.claim.cTypeHash.lower():
+        if attestation.ctype_hash != presentation.claim.cTypeHash:
             raise CredentialInvalid("the attestation is for a different CType")
         verified.append(VerifiedCredential(
             owner=owner,
@@ -92,7 +92,7 @@ def _verify_signature(presentation: Presentation, owner: FullDid, document: DidD
     key = document.authentication
     if key.id != key_uri.key_id:
         raise CredentialInvalid("the credential is not signed with the owner's authentication key")
-    if signature.challenge is not None and signature.challenge.lower() != challenge.lower():
+    if signature.challenge is not None and signature.challenge != challenge:
         raise CredentialInvalid("the presentation answers another challenge")
     try:
         verify_signature(key.type, key.public_key, signing_data(presentation.rootHash, challenge),

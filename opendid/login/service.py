@@ -7,7 +7,6 @@ otherwise succeeded, so bad input changes no state and a replay fails.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import time
@@ -17,7 +16,13 @@ from typing import Any
 from opendid.config import Config
 from opendid.kilt.chain import ChainClient
 from opendid.kilt.crypto import box_decrypt
-from opendid.kilt.didjwt import DidJwtInvalid, check_claims, parse_did_jwt, verify_did_signature
+from opendid.kilt.didjwt import (
+    CLOCK_SKEW,
+    DidJwtInvalid,
+    check_claims,
+    parse_did_jwt,
+    verify_did_signature,
+)
 from opendid.kilt.dids import light_did_encryption_key, parse_full_did, parse_key_uri
 from opendid.kilt.encoding import from_hex, to_hex
 from opendid.kilt.errors import (
@@ -69,7 +74,7 @@ class ServiceKeys:
         return cls(
             key_uri=config.session.keyUri,
             did=config.session.keyUri.split("#")[0],
-            secret=from_hex(config.session.naclSecretKey, 32, "session.naclSecretKey"),
+            secret=from_hex(config.session.naclSecretKey.lower(), 32, "session.naclSecretKey"),
         )
 
 
@@ -174,25 +179,30 @@ class LoginService:
     # -- DID-only login ---------------------------------------------------------------------
 
     def did_login(self, login_id: str, nonce: str, token: str) -> Identity:
+        """A DID-only login: a strictly parsed token, its claims, its signature, used once.
+
+        The token is single-use by what was signed (`DidJwt.replay_key`), not by its spelling;
+        `sub` is the canonical DID of the signing key. The token itself is never logged.
+        """
         try:
             parsed = parse_did_jwt(token)
-            check_claims(parsed, nonce)
+            check_claims(parsed, nonce, max_lifetime=self.config.didLoginMaxTokenLifetime)
         except DidJwtInvalid as exc:
             raise LoginError(401, f"Failed to verify JWT: {exc}") from None
-        document = self.chain.did(parsed.key_uri.did)
+        document = self.chain.did(parsed.did)
         if document is None:
             raise LoginError(401, "Failed to verify DID Signature")
         try:
             verify_did_signature(parsed, document)
         except InvalidSignature:
             raise LoginError(401, "Failed to verify DID Signature") from None
-        exp = float(parsed.payload["exp"])
-        ttl = max(exp - time.time(), 0) + 120
-        if not self.onetime.remember(DID_JWT, hashlib.sha256(token.encode()).hexdigest(), ttl):
+        # check_claims bounds exp, so this entry outlives the token by a little, not by years
+        ttl = max(float(parsed.payload["exp"]) - time.time(), 0) + CLOCK_SKEW + 60
+        if not self.onetime.remember(DID_JWT, parsed.replay_key, ttl):
             raise LoginError(401, "Failed to verify JWT: the token was already used")
-        web3name = self.chain.web3name(parsed.key_uri.did)
+        web3name = self.chain.web3name(parsed.did)
         log.info("login %s: DID-only login of %s", login_id[:8], parsed.did)
-        return Identity(parsed.did, web3name, {}, int(time.time()))
+        return Identity(parsed.did.uri, web3name, {}, int(time.time()))
 
 
 def _check_sender(sender: str, owner: str) -> None:

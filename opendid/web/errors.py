@@ -9,6 +9,7 @@ from werkzeug.exceptions import HTTPException
 
 from opendid.kilt.errors import ChainError, ChainUnavailable
 from opendid.login.service import LoginError
+from opendid.redact import RedactingFilter, redact
 
 log = logging.getLogger(__name__)
 
@@ -17,19 +18,21 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
 
 
 def register(app: Flask) -> None:
+    _redact_werkzeug_log()
+
     @app.errorhandler(LoginError)
     def login_error(exc: LoginError) -> Response:
         return Response(exc.message, status=exc.status, mimetype="text/plain")
 
     @app.errorhandler(ChainUnavailable)
     def chain_unavailable(exc: ChainUnavailable) -> Response:
-        log.warning("%s %s: %s", request.method, request.path, exc)
+        log.warning("%s %s: %s", request.method, redact(request.path), exc)
         return Response("KILT chain unreachable", status=503, mimetype="text/plain",
                         headers={"Retry-After": "5"})
 
     @app.errorhandler(ChainError)
     def chain_error(exc: ChainError) -> Response:
-        log.warning("%s %s: chain error: %s", request.method, request.path, exc)
+        log.warning("%s %s: chain error: %s", request.method, redact(request.path), exc)
         return Response("KILT chain error", status=503, mimetype="text/plain")
 
     @app.errorhandler(HTTPException)
@@ -39,7 +42,7 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> Response:
-        log.exception("unexpected error on %s %s", request.method, request.path)
+        log.exception("unexpected error on %s %s", request.method, redact(request.path))
         return Response("Internal error", status=500, mimetype="text/plain")
 
     @app.after_request
@@ -49,3 +52,10 @@ def register(app: Flask) -> None:
         response.headers.setdefault("Referrer-Policy", "no-referrer")
         response.headers.setdefault("X-Frame-Options", "DENY")
         return response
+
+
+def _redact_werkzeug_log() -> None:
+    """werkzeug's request log (dev servers, tests) prints the path: keep login tokens out."""
+    werkzeug_log = logging.getLogger("werkzeug")
+    if not any(isinstance(f, RedactingFilter) for f in werkzeug_log.filters):
+        werkzeug_log.addFilter(RedactingFilter())

@@ -1,0 +1,222 @@
+"""DID-only login tokens, offline: one spelling per token, bounded lifetime, iss/sub/kid bound
+to one canonical DID, and single use by what was signed (not by the string received)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from opendid.kilt.chain import DidDocument, DidKey
+from opendid.kilt.didjwt import (
+    DidJwtInvalid,
+    check_claims,
+    make_did_jwt,
+    parse_did_jwt,
+    signing_data,
+    unsigned_did_jwt,
+    verify_did_signature,
+)
+from opendid.kilt.encoding import to_hex
+from opendid.kilt.errors import InvalidSignature
+from opendid.kilt.keys import DidKeys
+from tests.respell import did_respellings, token_respellings
+
+NONCE = "n0nce"
+
+
+@dataclass(frozen=True)
+class Relative:
+    """A time relative to the moment a token is made (parameters are built at collection,
+    minutes before a test may run)."""
+
+    offset: int
+
+    def __add__(self, seconds: int) -> Relative:
+        return Relative(self.offset + seconds)
+
+    def __sub__(self, seconds: int) -> Relative:
+        return Relative(self.offset - seconds)
+
+
+NOW = Relative(0)
+
+
+def resolve(claims: dict[str, Any]) -> dict[str, Any]:
+    now = int(time.time())
+    return {k: now + v.offset if isinstance(v, Relative) else v for k, v in claims.items()}
+KEYS = DidKeys.from_mnemonic(
+    "bottom drive obey lake curtain smoke basket hold race lonely fit walk")
+
+
+def document(keys: DidKeys = KEYS) -> DidDocument:
+    """The DID document the chain would return for `keys` (only what verification reads)."""
+    auth = DidKey(keys.authentication_key_uri.key_id, "sr25519", keys.authentication.public_key)
+    return DidDocument(did=keys.did, authentication=auth, key_agreement=(),
+                       assertion_method=None, capability_delegation=None,
+                       keys={auth.id: auth}, last_tx_counter=0)
+
+
+def token(keys: DidKeys = KEYS, header: dict[str, Any] | None = None,
+          signer: DidKeys | None = None, **claims: Any) -> str:
+    """A token as the login page builds it and the wallet signs it."""
+    now = int(time.time())
+    did = keys.did.uri
+    head = {"alg": "EdDSA", "typ": "JWT", "crv": "Ed25519",
+            "kid": keys.authentication_key_uri.uri, "kty": "sr25519", **(header or {})}
+    payload = {"iss": did, "sub": did, "nonce": NONCE, "exp": now + 60, "nbf": now,
+               **resolve(claims)}
+    unsigned = unsigned_did_jwt(head, payload)
+    signature = (signer or keys).authentication.sign(signing_data(unsigned).encode("ascii"))
+    return make_did_jwt(unsigned, to_hex(signature))
+
+
+def accept(raw: str) -> None:
+    """Every check `did_login` makes before the one-time store."""
+    parsed = parse_did_jwt(raw)
+    check_claims(parsed, NONCE)
+    verify_did_signature(parsed, document())
+
+
+def test_a_token_as_the_page_writes_it_is_accepted():
+    raw = token()
+    accept(raw)
+    parsed = parse_did_jwt(raw)
+    assert parsed.did == KEYS.did and parsed.did.uri == KEYS.did.uri
+
+
+def padded_token() -> str:
+    """A token whose payload part ends in base64 padding (so it has an unpadded twin)."""
+    for filler in ("", "x", "xx"):
+        raw = token(jti=filler)
+        if raw.split(".")[1].endswith("="):
+            return raw
+    raise AssertionError("one of three lengths pads")
+
+
+def test_each_respelling_of_a_token_is_refused():
+    raw = padded_token()
+    accept(raw)
+    variants = token_respellings(raw)
+    assert {"upper-case hex", "sr25519 type byte", "unpadded signature", "hex with whitespace",
+            "stray character in signature", "unpadded header and payload",
+            "non-canonical last base64 digit"} <= set(variants)
+    for name, variant in variants.items():
+        with pytest.raises((DidJwtInvalid, InvalidSignature)):
+            accept(variant)
+            pytest.fail(f"{name} was accepted")
+
+
+def test_the_replay_key_is_what_was_verified_not_the_string():
+    """Signing input and raw signature bytes: equal for equal tokens, different when either
+    differs (sr25519 signatures are randomised, so each signing is its own login)."""
+    raw = token()
+    parsed = parse_did_jwt(raw)
+    assert parse_did_jwt(raw).replay_key == parsed.replay_key
+    head, payload, _ = raw.split(".")
+    resigned = parse_did_jwt(make_did_jwt(f"{head}.{payload}", to_hex(
+        KEYS.authentication.sign(signing_data(f"{head}.{payload}").encode("ascii")))))
+    assert resigned.signing_input == parsed.signing_input
+    assert resigned.replay_key != parsed.replay_key
+    assert parse_did_jwt(token(jti="x")).replay_key != parsed.replay_key
+
+
+@pytest.mark.parametrize("claims, reason", [
+    ({"exp": NOW + 3600}, "lifetime"),
+    ({"nbf": NOW - 3600, "exp": NOW + 10}, "lifetime"),
+    ({"exp": NOW + 10**9, "nbf": NOW + 10**9 - 60}, "not valid yet"),
+    ({"exp": NOW - 100, "nbf": NOW - 160}, "expired"),
+    ({"nbf": NOW + 120, "exp": NOW + 180}, "not valid yet"),
+    ({"nonce": "other"}, "nonce"),
+    ({"exp": True}, "number"),
+    ({"exp": "9999999999"}, "number"),
+    ({"exp": 10**400}, "range"),
+    ({"exp": 1e300}, "range"),
+    ({"nbf": None}, "number"),
+    ({"sub": "did:kilt:4p4joKXxjuU1DrupnATY4U8biap7bysGb9RUsQBsfLvunoWs"}, "iss and sub"),
+])
+def test_claims_are_checked(claims, reason):
+    with pytest.raises(DidJwtInvalid, match=reason):
+        check_claims(parse_did_jwt(token(**claims)), NONCE)
+
+
+def test_the_lifetime_bound_is_configurable_and_inclusive():
+    now = int(time.time())
+    five_minutes = parse_did_jwt(token(nbf=now, exp=now + 300))
+    check_claims(five_minutes, NONCE)
+    with pytest.raises(DidJwtInvalid, match="lifetime exceeds 120"):
+        check_claims(five_minutes, NONCE, max_lifetime=120)
+    check_claims(parse_did_jwt(token(nbf=now, exp=now + 120)), NONCE, max_lifetime=120)
+
+
+@pytest.mark.parametrize("name", sorted(did_respellings(KEYS.did.uri)))
+def test_iss_and_sub_in_another_spelling_of_the_signers_did_are_refused(name):
+    """Signed by the DID's own key, but naming it in a second spelling: that string would
+    become `sub`, a second identity for one account."""
+    spelled = did_respellings(KEYS.did.uri)[name]
+    parsed = parse_did_jwt(token(iss=spelled, sub=spelled))
+    with pytest.raises(DidJwtInvalid):
+        check_claims(parsed, NONCE)
+
+
+def test_a_kid_in_another_spelling_is_refused():
+    spelled = did_respellings(KEYS.did.uri)["two-byte prefix"]
+    key_id = KEYS.authentication_key_uri.uri.split("#")[1]
+    with pytest.raises(DidJwtInvalid, match="kid"):
+        parse_did_jwt(token(header={"kid": f"{spelled}#{key_id}"}))
+    with pytest.raises(DidJwtInvalid, match="kid"):
+        parse_did_jwt(token(header={"kid": f"{KEYS.did.uri}#{key_id.upper().replace('0X', '0x')}"}))
+
+
+def _part(obj: object) -> str:
+    return base64.b64encode(json.dumps(obj).encode()).decode()
+
+
+@pytest.mark.parametrize("part", [
+    "é" + _part({"a": 1})[1:],  # non-ASCII
+    base64.b64encode(b'{"iss": "a", "iss": "b"}').decode(),  # a key twice
+    base64.b64encode(b'{"exp": NaN}').decode(),
+    base64.b64encode(b'{"exp": Infinity}').decode(),
+    base64.b64encode(b"\xff\xfe{}").decode(),  # not UTF-8
+    base64.b64encode(b"[" * 3000 + b"]" * 3000).decode()[:8000],  # deep nesting
+    base64.b64encode(b"[]").decode(),
+    base64.b64encode(b"1" * 5000).decode(),  # an integer too long to parse
+    "",
+])
+def test_malformed_payloads_are_a_typed_error(part):
+    raw = token()
+    head, _, sig = raw.split(".")
+    with pytest.raises(DidJwtInvalid):
+        parse_did_jwt(f"{head}.{part}.{sig}")
+
+
+@pytest.mark.parametrize("value", [None, 42, b"a.b.c", "a.b", "a.b.c.d", "x" * 9000, "é.é.é",
+                                   "..", "\x00.\x00.\x00"])
+def test_malformed_tokens_are_a_typed_error(value):
+    with pytest.raises(DidJwtInvalid):
+        parse_did_jwt(value)
+
+
+def test_the_signature_must_come_from_the_documents_authentication_key():
+    other = DidKeys.from_mnemonic(
+        "legal winner thank year wave sausage worth useful legal winner thank yellow")
+    forged = parse_did_jwt(token(signer=other))  # KEYS's kid and DID, other's signature
+    check_claims(forged, NONCE)
+    with pytest.raises(InvalidSignature, match="does not verify"):
+        verify_did_signature(forged, document())
+    with pytest.raises(InvalidSignature):
+        verify_did_signature(parse_did_jwt(token()), document(other))
+
+
+@pytest.mark.parametrize("index", [0, 1, 2])
+@pytest.mark.parametrize("character", ["é", "\u0660", "\U0001f600", "\x00", "%"])
+def test_a_stray_character_in_any_part_is_a_typed_error(index, character):
+    """Before: a non-ASCII character in the signature part escaped as a ValueError (a 500)."""
+    parts = token().split(".")
+    parts[index] = parts[index][:5] + character + parts[index][5:]
+    with pytest.raises(DidJwtInvalid):
+        parse_did_jwt(".".join(parts))
