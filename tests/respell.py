@@ -51,8 +51,8 @@ def token_respellings(token: str) -> dict[str, str]:
     spelled = {
         "upper-case hex": _b64(("0x" + raw.hex().upper()).encode()),
         "mixed-case hex": _b64(("0x" + raw.hex()[:10].upper() + raw.hex()[10:]).encode()),
-        "sr25519 type byte": _b64(("0x01" + raw.hex()).encode()),
-        "ed25519 type byte": _b64(("0x00" + raw.hex()).encode()),
+        "ed25519 type byte on an sr25519 signature": _b64(("0x00" + raw.hex()).encode()),
+        "ecdsa type byte on an sr25519 signature": _b64(("0x02" + raw.hex()).encode()),
         "unpadded signature": sig.rstrip("=") if sig.endswith("=") else sig + "=",
         "stray character in signature": sig[:8] + "!" + sig[8:],
         "whitespace in signature": sig[:8] + " " + sig[8:],
@@ -68,6 +68,15 @@ def token_respellings(token: str) -> dict[str, str]:
         f".{sig}")
     variants["non-canonical last base64 digit"] = f"{head}.{body}.{_bump_last(sig)}"
     return {name: value for name, value in variants.items() if value != token}
+
+
+def typed_spelling(token: str, type_byte: int = 1) -> str:
+    """The same token with its (sr25519) signature prefixed by its MultiSignature type byte: a
+    form the wire contract allows, so it verifies, but it must be the same login as the raw
+    one."""
+    head, body, sig = token.split(".")
+    raw = from_hex(base64.b64decode(sig).decode())
+    return f"{head}.{body}.{_b64(('0x' + bytes([type_byte]).hex() + raw.hex()).encode())}"
 
 
 def _bump_last(part: str) -> str:

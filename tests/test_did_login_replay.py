@@ -23,7 +23,7 @@ from opendid.kilt.chain import ChainClient
 from opendid.kilt.didjwt import make_did_jwt, signing_data, unsigned_did_jwt
 from opendid.kilt.encoding import to_hex
 from opendid.kilt.keys import DidKeys
-from tests.respell import did_respellings, token_respellings
+from tests.respell import did_respellings, token_respellings, typed_spelling
 from tests.tcp_proxy import TcpProxy
 from tests.test_didjwt import NOW, resolve
 from tests.test_resilience import Gunicorn
@@ -62,7 +62,8 @@ def token_for_every_respelling(driver: LoginDriver) -> str:
 def test_a_captured_token_logs_in_once_however_it_is_spelled(driver, provisioned):
     raw = token_for_every_respelling(driver)
     variants = token_respellings(raw)
-    assert {"upper-case hex", "sr25519 type byte", "stray character in signature",
+    assert {"upper-case hex", "ed25519 type byte on an sr25519 signature",
+            "stray character in signature",
             "unpadded signature", "unpadded header and payload", "urlsafe header and payload",
             "non-canonical last base64 digit"} <= set(variants)
     for name, variant in variants.items():  # before the genuine use: refused by its spelling
@@ -74,6 +75,19 @@ def test_a_captured_token_logs_in_once_however_it_is_spelled(driver, provisioned
     assert refused(fresh(driver).did_login(raw))
     for name, variant in variants.items():  # and after it
         assert refused(fresh(driver).did_login(variant), variant), name
+
+
+@pytest.mark.parametrize("first_typed", [True, False])
+def test_the_typed_and_raw_signature_are_one_login(driver, first_typed):
+    """The contract allows a MultiSignature type byte before the signature; both spellings
+    verify, and whichever comes first uses the signature up for the other."""
+    raw = driver.did_token(NONCE)
+    typed = typed_spelling(raw)
+    first, second = (typed, raw) if first_typed else (raw, typed)
+    done = fresh(driver).did_login(first)
+    assert done.status_code == 204, done.text
+    again = fresh(driver).did_login(second)
+    assert refused(again) and "already used" in again.text
 
 
 def test_racing_uses_of_one_token_log_in_once(driver):

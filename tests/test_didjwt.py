@@ -24,7 +24,7 @@ from opendid.kilt.didjwt import (
 from opendid.kilt.encoding import to_hex
 from opendid.kilt.errors import InvalidSignature
 from opendid.kilt.keys import DidKeys
-from tests.respell import did_respellings, token_respellings
+from tests.respell import did_respellings, token_respellings, typed_spelling
 
 NONCE = "n0nce"
 
@@ -102,7 +102,8 @@ def test_each_respelling_of_a_token_is_refused():
     raw = padded_token()
     accept(raw)
     variants = token_respellings(raw)
-    assert {"upper-case hex", "sr25519 type byte", "unpadded signature", "hex with whitespace",
+    assert {"upper-case hex", "ed25519 type byte on an sr25519 signature", "unpadded signature",
+            "hex with whitespace",
             "stray character in signature", "unpadded header and payload",
             "non-canonical last base64 digit"} <= set(variants)
     for name, variant in variants.items():
@@ -112,17 +113,19 @@ def test_each_respelling_of_a_token_is_refused():
 
 
 def test_the_replay_key_is_what_was_verified_not_the_string():
-    """Signing input and raw signature bytes: equal for equal tokens, different when either
-    differs (sr25519 signatures are randomised, so each signing is its own login)."""
+    """Signing input and raw signature bytes: equal for equal tokens and for the typed spelling
+    of the same signature, different when either differs (sr25519 signatures are randomised,
+    so each signing is its own login)."""
     raw = token()
-    parsed = parse_did_jwt(raw)
-    assert parse_did_jwt(raw).replay_key == parsed.replay_key
+    key = verify_did_signature(parse_did_jwt(raw), document())
+    assert verify_did_signature(parse_did_jwt(raw), document()) == key
+    assert verify_did_signature(parse_did_jwt(typed_spelling(raw)), document()) == key
     head, payload, _ = raw.split(".")
     resigned = parse_did_jwt(make_did_jwt(f"{head}.{payload}", to_hex(
         KEYS.authentication.sign(signing_data(f"{head}.{payload}").encode("ascii")))))
-    assert resigned.signing_input == parsed.signing_input
-    assert resigned.replay_key != parsed.replay_key
-    assert parse_did_jwt(token(jti="x")).replay_key != parsed.replay_key
+    assert resigned.signing_input == parse_did_jwt(raw).signing_input
+    assert verify_did_signature(resigned, document()) != key
+    assert verify_did_signature(parse_did_jwt(token(jti="x")), document()) != key
 
 
 @pytest.mark.parametrize("claims, reason", [

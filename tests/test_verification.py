@@ -147,15 +147,26 @@ def test_a_signature_over_another_challenge_without_a_challenge_field_is_refused
         verify_presentations([parse_presentation(data)], CHALLENGE, chain)
 
 
-@pytest.mark.parametrize("spelling", ["upper-case hex", "type byte"])
+@pytest.mark.parametrize("spelling", ["upper-case hex", "ed25519 type byte", "ecdsa type byte"])
 def test_a_second_spelling_of_a_valid_claimer_signature_is_refused(chain, wallet, spelling):
     data = _signed_by(wallet, wallet.keys.authentication.sign)
     verify_presentations([parse_presentation(data)], CHALLENGE, chain)
     signature = data["claimerSignature"]["signature"]
-    data["claimerSignature"]["signature"] = (
-        "0x" + signature[2:].upper() if spelling == "upper-case hex" else "0x01" + signature[2:])
+    data["claimerSignature"]["signature"] = {
+        "upper-case hex": "0x" + signature[2:].upper(),
+        "ed25519 type byte": "0x00" + signature[2:],
+        "ecdsa type byte": "0x02" + signature[2:],
+    }[spelling]
     with pytest.raises(CredentialInvalid, match="claimer signature"):
         verify_presentations([parse_presentation(data)], CHALLENGE, chain)
+
+
+def test_a_claimer_signature_with_its_own_type_byte_verifies(chain, wallet):
+    """The contract: raw, or prefixed with the MultiSignature type byte of the key (sr25519 =
+    1). The presentation's one-time challenge, not the signature, makes it single-use."""
+    data = _signed_by(wallet, wallet.keys.authentication.sign)
+    data["claimerSignature"]["signature"] = "0x01" + data["claimerSignature"]["signature"][2:]
+    verify_presentations([parse_presentation(data)], CHALLENGE, chain)
 
 
 def test_an_attested_credential_whose_owner_is_spelled_otherwise_is_refused(chain, provisioned,

@@ -1,9 +1,12 @@
 """NaCl boxes and DID-key signature verification (sr25519, ed25519, ecdsa).
 
-Signatures are raw, as KILT's SDK and Sporran write them (`sign(..., {withType: false})`):
-64 bytes for sr25519/ed25519, 65 (r ‖ s ‖ recovery id) for ecdsa. No MultiSignature type byte
-and no high-S ecdsa form is accepted, so one signature has one spelling. KILT's ecdsa keys are
-secp256k1 over blake2b-256 of the message (substrate's scheme), not Ethereum's keccak.
+Signatures come raw, as KILT's SDK and Sporran write them (64 bytes for sr25519/ed25519, 65 =
+r ‖ s ‖ recovery id for ecdsa), or prefixed with their MultiSignature type byte (0 = ed25519,
+1 = sr25519, 2 = ecdsa), which the wire contract allows and the original accepts. The type byte
+must match the key and is stripped: `verify_signature` returns the raw signature that verified,
+so callers key replay caches on it and both spellings of one signature are one use. No high-S
+ecdsa twin is accepted. KILT's ecdsa keys are secp256k1 over blake2b-256 of the message
+(substrate's scheme), not Ethereum's keccak.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from opendid.kilt.errors import DecryptionFailed, InvalidSignature
 NONCE_LENGTH = 24
 KEY_LENGTH = 32
 SIGNATURE_LENGTHS = {"ed25519": 64, "sr25519": 64, "ecdsa": 65}
+MULTISIG_TYPES = {"ed25519": 0, "sr25519": 1, "ecdsa": 2}
 SECP256K1_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
 
@@ -52,23 +56,36 @@ def x25519_public_key(secret: bytes) -> bytes:
     return bytes(nacl.public.PrivateKey(secret).public_key)
 
 
-def verify_signature(key_type: str, public_key: bytes, message: bytes, signature: bytes) -> None:
-    """Raise `InvalidSignature` unless `signature` by `public_key` over `message` verifies.
-
-    Only the raw, canonical form is accepted (see the module docstring).
-    """
+def raw_signature(key_type: str, signature: bytes) -> bytes:
+    """The raw signature: as given, or without its MultiSignature type byte, which must name
+    `key_type`. Anything else is `InvalidSignature`."""
     expected = SIGNATURE_LENGTHS.get(key_type) if isinstance(key_type, str) else None
     if expected is None:
         raise InvalidSignature(f"unsupported key type '{key_type}'")
-    if not isinstance(signature, bytes) or len(signature) != expected:
-        raise InvalidSignature(f"a {key_type} signature must be exactly {expected} bytes "
-                               "(raw, without a type byte)")
-    if key_type == "ecdsa" and not _canonical_ecdsa(signature):
+    if not isinstance(signature, bytes):
+        raise InvalidSignature("a signature must be bytes")
+    if len(signature) == expected + 1:
+        if signature[0] != MULTISIG_TYPES[key_type]:
+            raise InvalidSignature(f"the signature's type byte {signature[0]} does not name a "
+                                   f"{key_type} key")
+        signature = signature[1:]
+    if len(signature) != expected:
+        raise InvalidSignature(f"a {key_type} signature must be {expected} bytes (or 1 more "
+                               "with its MultiSignature type byte)")
+    return signature
+
+
+def verify_signature(key_type: str, public_key: bytes, message: bytes, signature: bytes) -> bytes:
+    """The raw signature (see `raw_signature`) by `public_key` over `message`, once it verifies;
+    `InvalidSignature` otherwise."""
+    raw = raw_signature(key_type, signature)
+    if key_type == "ecdsa" and not _canonical_ecdsa(raw):
         raise InvalidSignature("an ecdsa signature must have a low S and a recovery id of 0 or 1")
     if not isinstance(public_key, bytes) or not isinstance(message, bytes):
         raise InvalidSignature("the key and the message must be bytes")
-    if not _verify_raw(key_type, public_key, message, signature):
+    if not _verify_raw(key_type, public_key, message, raw):
         raise InvalidSignature("the signature does not verify")
+    return raw
 
 
 def _canonical_ecdsa(signature: bytes) -> bool:

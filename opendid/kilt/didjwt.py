@@ -6,7 +6,7 @@ is standard padded base64 of the wallet's lowercase 0x-hex signature (raw, as Sp
 It is not a JWS, so JOSE libraries cannot verify it.
 
 Every part has exactly one accepted spelling, and the token is single-use by what was signed
-(`DidJwt.replay_key`), so a captured token cannot be re-spelled into a second login.
+(`replay_key`), so a captured token cannot be re-spelled into a second login.
 """
 
 from __future__ import annotations
@@ -49,13 +49,6 @@ class DidJwt:
     def did(self) -> FullDid:
         """The DID that signed (the kid's DID; `check_claims` binds iss and sub to it)."""
         return self.key_uri.did
-
-    @property
-    def replay_key(self) -> str:
-        """What makes the token single-use: what was verified, the signing input and the raw
-        signature bytes, not the string received (re-spellings of it are refused anyway)."""
-        signed = self.signing_input.encode("ascii")
-        return hashlib.sha256(len(signed).to_bytes(4, "big") + signed + self.signature).hexdigest()
 
 
 def _canonical_base64(part: str, what: str) -> bytes:
@@ -165,12 +158,20 @@ def check_claims(token: DidJwt, nonce: str, now: float | None = None,
         raise DidJwtInvalid("nonce does not match the login session")
 
 
-def verify_did_signature(token: DidJwt, document: DidDocument) -> None:
-    """The signature by the DID's authentication key (raw, see `crypto`)."""
+def replay_key(signing_input: str, raw_signature: bytes) -> str:
+    """What makes a token single-use: what was verified (the signing input and the raw
+    signature bytes), not the string received, so no re-spelling of it is a second login."""
+    signed = signing_input.encode("ascii")
+    return hashlib.sha256(len(signed).to_bytes(4, "big") + signed + raw_signature).hexdigest()
+
+
+def verify_did_signature(token: DidJwt, document: DidDocument) -> str:
+    """Check the signature by the DID's authentication key; the token's `replay_key`."""
     if document.did != token.key_uri.did:
         raise InvalidSignature("the DID document is not the kid's DID")
     key = document.authentication
     if key.id != token.key_uri.key_id:
         raise InvalidSignature("the kid is not the DID's authentication key")
     data = signing_data(token.signing_input).encode("ascii")
-    verify_signature(key.type, key.public_key, data, token.signature)
+    raw = verify_signature(key.type, key.public_key, data, token.signature)
+    return replay_key(token.signing_input, raw)

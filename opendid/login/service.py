@@ -181,7 +181,7 @@ class LoginService:
     def did_login(self, login_id: str, nonce: str, token: str) -> Identity:
         """A DID-only login: a strictly parsed token, its claims, its signature, used once.
 
-        The token is single-use by what was signed (`DidJwt.replay_key`), not by its spelling;
+        The token is single-use by what was signed (`didjwt.replay_key`), not by its spelling;
         `sub` is the canonical DID of the signing key. The token itself is never logged.
         """
         try:
@@ -193,12 +193,12 @@ class LoginService:
         if document is None:
             raise LoginError(401, "Failed to verify DID Signature")
         try:
-            verify_did_signature(parsed, document)
+            used_key = verify_did_signature(parsed, document)
         except InvalidSignature:
             raise LoginError(401, "Failed to verify DID Signature") from None
         # check_claims bounds exp, so this entry outlives the token by a little, not by years
         ttl = max(float(parsed.payload["exp"]) - time.time(), 0) + CLOCK_SKEW + 60
-        if not self.onetime.remember(DID_JWT, parsed.replay_key, ttl):
+        if not self.onetime.remember(DID_JWT, used_key, ttl):
             raise LoginError(401, "Failed to verify JWT: the token was already used")
         web3name = self.chain.web3name(parsed.did)
         log.info("login %s: DID-only login of %s", login_id[:8], parsed.did)
