@@ -116,8 +116,7 @@ def test_dev_wallet_refuses_an_unpaired_surrogate(dev_client: Any, opendid: Any)
     assert response.status_code == 400, response.get_data(as_text=True)
 
 
-@pytest.mark.parametrize("path", ["/dev/wallet/session", "/dev/wallet/submit",
-                                  "/dev/wallet/sign"])
+@pytest.mark.parametrize("path", ["/dev/wallet/session", "/dev/wallet/sign"])
 def test_dev_wallet_refuses_deep_json(dev_client: Any, path: str) -> None:
     response = dev_client.post(path, data=b'{"index": ' + DEEP_LIST + b"}",
                                content_type="application/json")

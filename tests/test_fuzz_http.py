@@ -30,7 +30,7 @@ import pytest
 import requests
 from flask import Flask
 from flask.testing import FlaskClient
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from substrateinterface import Keypair
 
@@ -44,9 +44,11 @@ from opendid.kilt.didjwt import make_did_jwt, signing_data, unsigned_did_jwt
 from opendid.kilt.dids import make_light_did
 from opendid.kilt.encoding import to_hex
 
-EXAMPLES = 40  # per route and state, through the test client
+EXAMPLES = 30  # per route and state, through the test client
 HTTP_EXAMPLES = 3  # per route and state, over real HTTP
+# No shrinking: a failure reports the example as generated, and the run stays bounded.
 FUZZ = settings(deadline=None, derandomize=True, database=None, print_blob=False,
+                phases=[Phase.explicit, Phase.generate], report_multiple_bugs=False,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                        HealthCheck.filter_too_much])
 MAX_BODY = 64 * 1024
@@ -800,14 +802,17 @@ KNOWN_KILT_CRASHES = {
 }
 
 
-def _case(route: str, method: str, state: str) -> Any:
-    crash = KNOWN_KILT_CRASHES.get((route, method, state))
+def _case(route: str, method: str, state: str, known: bool = True) -> Any:
+    crash = KNOWN_KILT_CRASHES.get((route, method, state)) if known else None
     marks = [pytest.mark.xfail(strict=True, reason=crash)] if crash else []
     return pytest.param(route, method, state, id=f"{method} {route} [{state}]", marks=marks)
 
 
 CASES = [_case(route, method, state)
          for (route, method), endpoint in ROUTES.items() for state in endpoint.states]
+# Over real HTTP the few generated examples do not reach the known crashes: no marks there.
+HTTP_CASES = [_case(route, method, state, known=False)
+              for (route, method), endpoint in ROUTES.items() for state in endpoint.states]
 
 
 def test_every_route_is_fuzzed(target: Target) -> None:
@@ -832,11 +837,13 @@ def test_garbage(target: Target, route: str, method: str, state: str) -> None:
     run()
 
 
-@pytest.mark.parametrize(("route", "method", "state"), CASES)
+@pytest.mark.parametrize(("route", "method", "state"), HTTP_CASES)
 def test_real_http(target: Target, route: str, method: str, state: str) -> None:
     """The same garbage over real HTTP (the server's own parsing of paths, headers, bodies)."""
     endpoint = ROUTES[(route, method)]
     fuzz = Fuzz(target, endpoint, state)
+    for req in explicit(route, method):
+        fuzz.check(req, over_http=True)
 
     @settings(FUZZ, max_examples=HTTP_EXAMPLES)
     @given(req=endpoint.build(target, fuzz.state))
