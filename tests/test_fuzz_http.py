@@ -635,6 +635,8 @@ class Endpoint:
     states: tuple[str, ...] = ("anon",)
     # The answer by which this endpoint legitimately changes state (its purpose).
     changes: Callable[[Answer], bool] = lambda answer: False
+    # Whether that change leaves the browser in another step (then the state is entered anew).
+    moves: bool = True
 
 
 def ok(answer: Answer) -> bool:
@@ -648,10 +650,10 @@ def login_started(answer: Answer) -> bool:
 ROUTES: dict[tuple[str, str], Endpoint] = {
     ("/api/v1/authorize", "GET"): Endpoint(authorize, ("anon", "login"), login_started),
     ("/api/v1/challenge", "GET"): Endpoint(generic("GET", "/api/v1/challenge"),
-                                           ("anon", "login"), ok),
+                                           ("anon", "login"), ok, moves=False),
     ("/api/v1/challenge", "POST"): Endpoint(post_challenge, ("anon", "login", "challenged")),
     ("/api/v1/credentials", "GET"): Endpoint(generic("GET", "/api/v1/credentials"),
-                                             ("anon", "challenged", "wallet"), ok),
+                                             ("anon", "challenged", "wallet"), ok, moves=False),
     ("/api/v1/credentials", "POST"): Endpoint(post_credentials,
                                               ("anon", "wallet", "requested")),
     ("/api/v1/did/<path:token>", "POST"): Endpoint(did_login, ("anon", "login", "did")),
@@ -675,8 +677,9 @@ ROUTES: dict[tuple[str, str], Endpoint] = {
                                                     ["reason", "detail"]), ("anon", "login")),
     ("/login/cancel", "GET"): Endpoint(generic("GET", "/login/cancel"), ("anon", "login"),
                                        lambda answer: answer.status == 302),
-    ("/dev/wallet/session", "POST"): Endpoint(dev_session, ("anon", "login"), ok),
-    ("/dev/wallet/request", "POST"): Endpoint(dev_request, ("anon", "dev-session"), ok),
+    ("/dev/wallet/session", "POST"): Endpoint(dev_session, ("anon", "login"), ok, moves=False),
+    ("/dev/wallet/request", "POST"): Endpoint(dev_request, ("anon", "dev-session"), ok,
+                                              moves=False),
     ("/dev/wallet/submit", "POST"): Endpoint(dev_submit, ("anon", "dev-session",
                                                           "dev-request")),
     ("/dev/wallet/dids", "GET"): Endpoint(generic("GET", "/dev/wallet/dids")),
@@ -752,7 +755,8 @@ class Fuzz:
             assert self.endpoint.changes(answer), (
                 "state changed by a refused request", req.describe(), answer.status,
                 answer.text, _diff(before, after))
-            self.enter()
+            if self.endpoint.moves:
+                self.enter()
 
 
 def _diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
