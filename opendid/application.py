@@ -19,6 +19,7 @@ from opendid.config import Config, ConfigError, instance_folder, load_config
 from opendid.kilt.chain import ChainClient
 from opendid.services import build_services
 from opendid.web import api, devwallet, errors, pages, wellknown
+from opendid.web.jsonbody import BoundedJSONProvider
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 MAX_BODY = 64 * 1024
@@ -87,6 +88,7 @@ def create_app(config: Config | str | os.PathLike[str] | None = None, *, dev: bo
     app = Flask(__name__, instance_path=str(instance.resolve()),
                 template_folder=str(PROJECT_ROOT / "templates"),
                 static_folder=str(PROJECT_ROOT / "static"))
+    app.json = BoundedJSONProvider(app)  # malformed or too deeply nested bodies are a 400
     app.config.update(
         SECRET_KEY=_session_key(config, instance),
         MAX_CONTENT_LENGTH=MAX_BODY,

@@ -6,7 +6,6 @@ the reference wallet here. It asks the user to approve what it shares, as Sporra
 
 from __future__ import annotations
 
-import json
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from flask import Blueprint, Response, abort, jsonify, render_template, request,
 from opendid.devtools.wallet import Wallet, WalletSession
 from opendid.kilt.chain import ChainClient
 from opendid.kilt.errors import KiltError
+from opendid.web import jsonbody
 from opendid.web.context import services
 
 bp = Blueprint("devwallet", __name__, url_prefix="/dev/wallet")
@@ -70,7 +70,7 @@ def start_session() -> Response:
 def read_request() -> str:
     opened = _session()
     try:
-        message = json.loads(request.form.get("message", ""))
+        message = jsonbody.loads(request.form.get("message", ""))
         requirements, challenge = wallet().read_request(opened, message)
     except (ValueError, KiltError) as exc:
         abort(400, f"cannot read the request: {exc}")

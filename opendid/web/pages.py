@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 from flask import Blueprint, Response, render_template, request, session
 
 from opendid.login.describe import describe_requirement, failure, steps
 from opendid.oidc.provider import AuthRequest
+from opendid.web import jsonbody
 from opendid.web.context import login_or_none, services
 
 bp = Blueprint("pages", __name__)
@@ -34,8 +33,8 @@ def login_page() -> str:
 @bp.post("/login/wallets")
 def wallets() -> str:
     try:
-        found = json.loads(request.form.get("wallets", "[]"))
-    except json.JSONDecodeError:
+        found = jsonbody.loads(request.form.get("wallets", "[]"))
+    except ValueError:
         found = []
     listed = [
         {"key": str(w.get("key", ""))[:64], "name": str(w.get("name") or w.get("key"))[:64]}
