@@ -25,7 +25,7 @@ from flask import Flask
 from opendid.config import Config
 from opendid.login.identity import Identity
 from opendid.oidc.tokens import TokenService
-from opendid.store.clients import ClientRecord, ClientStore
+from opendid.store.clients import ClientRecord, ClientStore, client_secret_matches
 from opendid.store.grants import GrantStore
 
 log = logging.getLogger(__name__)
@@ -88,8 +88,7 @@ class Client(ClientMixin):
         return redirect_uri in self.record.redirect_urls
 
     def check_client_secret(self, client_secret: str) -> bool:
-        secret = self.record.client_secret
-        return secret is not None and hmac.compare_digest(secret.encode(), client_secret.encode())
+        return client_secret_matches(self.record.client_secret, client_secret)
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
         if self.record.client_secret:
