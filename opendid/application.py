@@ -20,6 +20,7 @@ from opendid.config import Config, ConfigError, instance_folder, load_config
 from opendid.kilt.chain import ChainClient
 from opendid.private_files import ensure_private_file, open_private, tighten_dir
 from opendid.services import build_services
+from opendid.store.clients import ClientRecord
 from opendid.store.db import secure_sqlite_file
 from opendid.store.housekeeping import PURGE_INTERVAL, Housekeeper
 from opendid.web import api, devwallet, errors, pages, wellknown
@@ -86,6 +87,17 @@ def _session_purge(app: Flask, sessions_db: SQLAlchemy) -> Callable[[int], int]:
         return int(result.rowcount)  # type: ignore[attr-defined]
 
     return purge
+
+
+def _warn_any_attester(clients: list[ClientRecord]) -> None:
+    """Clients added with `opendid clients add` are not in the config that production: true
+    checks: a requirement of theirs without trusted attesters accepts self-attested credentials."""
+    for client in clients:
+        if any(not r.get("trustedAttesters") for r in client.requirements):
+            logging.getLogger(__name__).warning(
+                "PRODUCTION: client %s has a requirement without trusted attesters: ANY attester "
+                "passes, including one the user attested themselves; re-add it with "
+                "--trusted-attester", client.client_id)
 
 
 def _purge_interval(given: float | None) -> float:
@@ -155,6 +167,8 @@ def create_app(config: Config | str | os.PathLike[str] | None = None, *, dev: bo
             conn.execute(text("CREATE INDEX IF NOT EXISTS sessions_expiry ON sessions (expiry)"))
         services = build_services(config, instance, dev=bool(dev), chain=chain,
                                   wallet_path=Path(wallet) if wallet else None)
+    if config.production:
+        _warn_any_attester(services.clients.all())
     services.provider.init_app(app)
     app.extensions["opendid"] = services
     housekeeper = Housekeeper([services.onetime.purge, services.grants.purge,
