@@ -36,6 +36,7 @@ from opendid.store.grants import GrantStore
 from opendid.store.housekeeping import Housekeeper
 from opendid.store.onetime import OneTimeStore
 
+SAMPLE = PROJECT_ROOT.parent / "shared" / "docs" / "config-sample.yaml"
 CODE = {"client_id": "opendid-client", "redirect_uri": OPENDID_REDIRECT, "response_type": "code",
         "scope": "openid", "state": "s", "nonce": "n"}
 DID_LOGIN = {**CODE, "client_id": "did-client", "response_type": "id_token",
@@ -121,7 +122,7 @@ def test_instance_files_are_0600_in_a_0700_folder_after_a_login(served, wallet, 
     assert_private(Path(app.instance_path))
 
 
-def test_an_older_instance_with_loose_modes_is_tightened(provisioned, tmp_path, caplog):
+def test_an_older_instance_with_loose_modes_is_tightened(tmp_path, caplog):
     instance = tmp_path / "instance"
     with umask(0o022):
         instance.mkdir(mode=0o755)
@@ -129,8 +130,9 @@ def test_an_older_instance_with_loose_modes_is_tightened(provisioned, tmp_path, 
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("CREATE TABLE t (x)")
         (instance / "session.key").write_text("0x" + "ab" * 64)
-        config = generated_session_key(write_test_config(
-            provisioned, tmp_path / "config.yaml", "http://x", ["http://x/cb"]))
+        config = tmp_path / "config.yaml"
+        config.write_text(SAMPLE.read_text())
+        generated_session_key(config)
         assert modes(instance)["opendid.db"] == 0o644
         caplog.set_level(logging.WARNING)
         app = create_app(config, instance_path=instance)
@@ -287,14 +289,16 @@ def test_expired_rows_of_every_kind_are_purged_and_live_ones_stay(served, wallet
         assert now.get(kind), f"live {kind} rows were purged"
 
 
-def test_the_purge_runs_at_most_once_per_interval(served, wallet, chain):
-    url, app = served(purge_interval=3600)
-    requests.get(url + "/.well-known/openid-configuration")  # the first request purges
+def test_the_purge_runs_at_most_once_per_interval(tmp_path):
+    app = create_app(SAMPLE, instance_path=tmp_path / "instance", purge_interval=3600)
+    client = app.test_client()
     onetime = app.extensions["opendid"].onetime
-    onetime.put(SESSION_CHALLENGE, "0xexpired", {"login": "x"}, ttl=-1)
-    requests.get(url + "/.well-known/openid-configuration")
-    assert onetime.db.connect().execute(
-        "SELECT 1 FROM one_time WHERE key = '0xexpired'").fetchone() is not None
+    onetime.put(SESSION_CHALLENGE, "0xfirst", {"login": "x"}, ttl=-1)
+    client.get("/.well-known/openid-configuration")  # the first request purges
+    onetime.put(SESSION_CHALLENGE, "0xlater", {"login": "x"}, ttl=-1)
+    client.get("/.well-known/openid-configuration")  # within the interval: no purge
+    keys = [r[0] for r in onetime.db.connect().execute("SELECT key FROM one_time")]
+    assert keys == ["0xlater"]
 
 
 def test_one_purge_deletes_a_bounded_batch(tmp_path):
