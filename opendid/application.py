@@ -6,18 +6,23 @@ import contextlib
 import fcntl
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from flask import Flask
 from flask_session import Session
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import event
+from sqlalchemy import delete, event, select, text
 
 from opendid.config import Config, ConfigError, instance_folder, load_config
 from opendid.kilt.chain import ChainClient
+from opendid.private_files import ensure_private_file, open_private, tighten_dir
 from opendid.services import build_services
+from opendid.store.clients import ClientRecord
+from opendid.store.db import secure_sqlite_file
+from opendid.store.housekeeping import PURGE_INTERVAL, Housekeeper
 from opendid.web import api, devwallet, errors, pages, wellknown
 from opendid.web.jsonbody import BoundedJSONProvider
 
@@ -40,7 +45,7 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
 def _exclusive(lock_path: Path) -> Iterator[None]:
     """An inter-process lock: Flask-Session's create_all is not safe when two processes create
     the tables of a new database at once (one fails with "table already exists")."""
-    with open(lock_path, "w") as lock:
+    with os.fdopen(open_private(lock_path), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield
@@ -63,14 +68,63 @@ def _session_key(config: Config, instance: Path) -> str:
         with contextlib.suppress(FileExistsError):  # another worker was first: use its key
             os.link(tmp, path)
         tmp.unlink()
+    ensure_private_file(path)  # a key an older version left readable by others
     return path.read_text().strip()
+
+
+def _session_purge(app: Flask, sessions_db: SQLAlchemy) -> Callable[[int], int]:
+    """A purge step for Flask-Session's table: up to `limit` expired sessions. (Its own
+    SESSION_CLEANUP_N_REQUESTS deletes every expired row at once on a random request.)"""
+    model = app.session_interface.sql_session_model  # type: ignore[attr-defined]
+
+    def purge(limit: int) -> int:
+        expired = select(model.id).where(model.expiry <= datetime.utcnow()).limit(limit)
+        try:
+            result = sessions_db.session.execute(delete(model).where(model.id.in_(expired)))
+            sessions_db.session.commit()
+        except Exception:
+            sessions_db.session.rollback()
+            raise
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+    return purge
+
+
+def _warn_any_attester(clients: list[ClientRecord]) -> None:
+    """Clients added with `opendid clients add` are not in the config that production: true
+    checks: a requirement of theirs without trusted attesters accepts self-attested credentials."""
+    for client in clients:
+        if any(not r.get("trustedAttesters") for r in client.requirements):
+            logging.getLogger(__name__).warning(
+                "PRODUCTION: client %s has a requirement without trusted attesters: ANY attester "
+                "passes, including one the user attested themselves; re-add it with "
+                "--trusted-attester", client.client_id)
+
+
+def _purge_interval(given: float | None) -> float:
+    if given is not None:
+        return given
+    raw = os.environ.get("OPENDID_PURGE_INTERVAL")
+    if raw is None:
+        return PURGE_INTERVAL
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise ConfigError(f"OPENDID_PURGE_INTERVAL: {raw!r} is not a number of seconds >= 0")
+    return value
 
 
 def create_app(config: Config | str | os.PathLike[str] | None = None, *, dev: bool | None = None,
                instance_path: str | os.PathLike[str] | None = None,
                chain: ChainClient | None = None,
-               wallet_path: str | os.PathLike[str] | None = None) -> Flask:
-    """Build the app. `config` is a Config or a path (default: $OPENDID_CONFIG)."""
+               wallet_path: str | os.PathLike[str] | None = None,
+               purge_interval: float | None = None) -> Flask:
+    """Build the app. `config` is a Config or a path (default: $OPENDID_CONFIG).
+
+    Expired state is purged at most every `purge_interval` seconds per process (default:
+    $OPENDID_PURGE_INTERVAL, else 60)."""
     if config is None:
         path = os.environ.get("OPENDID_CONFIG")
         if not path:
@@ -84,7 +138,8 @@ def create_app(config: Config | str | os.PathLike[str] | None = None, *, dev: bo
     wallet = wallet_path or os.environ.get("OPENDID_WALLET")
 
     instance = instance_folder(instance_path)
-    instance.mkdir(parents=True, exist_ok=True)
+    tighten_dir(instance)
+    secure_sqlite_file(instance / "sessions.db")  # before SQLAlchemy creates it
     app = Flask(__name__, instance_path=str(instance.resolve()),
                 template_folder=str(PROJECT_ROOT / "templates"),
                 static_folder=str(PROJECT_ROOT / "static"))
@@ -100,7 +155,7 @@ def create_app(config: Config | str | os.PathLike[str] | None = None, *, dev: bo
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=config.production,
         SESSION_SQLALCHEMY_TABLE="sessions",
-        SESSION_CLEANUP_N_REQUESTS=1000,
+        SESSION_CLEANUP_N_REQUESTS=None,  # the housekeeper below purges sessions
         SQLALCHEMY_DATABASE_URI=f"sqlite:///{instance.resolve() / 'sessions.db'}",
         SQLALCHEMY_ENGINE_OPTIONS={"connect_args": {"timeout": 10}},
     )
@@ -110,10 +165,22 @@ def create_app(config: Config | str | os.PathLike[str] | None = None, *, dev: bo
     app.config["SESSION_SQLALCHEMY"] = sessions_db
     with _exclusive(instance / "init.lock"):  # workers start together: create tables once
         Session(app)
+        with app.app_context(), sessions_db.engine.begin() as conn:
+            conn.execute(text("CREATE INDEX IF NOT EXISTS sessions_expiry ON sessions (expiry)"))
         services = build_services(config, instance, dev=bool(dev), chain=chain,
                                   wallet_path=Path(wallet) if wallet else None)
+    if config.production:
+        _warn_any_attester(services.clients.all())
     services.provider.init_app(app)
     app.extensions["opendid"] = services
+    housekeeper = Housekeeper([services.onetime.purge, services.grants.purge,
+                               _session_purge(app, sessions_db)],
+                              interval=_purge_interval(purge_interval))
+    app.extensions["opendid-housekeeper"] = housekeeper
+
+    @app.before_request
+    def purge_expired() -> None:
+        housekeeper.maybe_run()
 
     app.register_blueprint(api.bp)
     app.register_blueprint(wellknown.bp)

@@ -17,7 +17,7 @@ from opendid.config import instance_folder
 from opendid.kilt.chain import ChainClient, resolve_endpoint
 from opendid.kilt.errors import ChainError, ChainUnavailable
 from opendid.kilt.keys import sr25519_keypair
-from opendid.store.clients import ClientRecord, ClientStore
+from opendid.store.clients import ClientRecord, ClientStore, hash_client_secret
 from opendid.store.db import Database
 
 
@@ -65,11 +65,16 @@ def read_payer(payer_file: Path | None) -> Keypair:
               help="OpenDID config.yaml (or set OPENDID_CONFIG).")
 @click.option("--dev", is_flag=True, envvar="OPENDID_DEV",
               help="Enable the dev wallet and dev-only endpoints (refused in production).")
-@click.option("--host", default=None, help="Address to bind (default: the config's host).")
+@click.option("--host", default=None,
+              help="Address to bind (default: the config's host; 127.0.0.1 with --dev).")
 @click.option("--port", type=int, default=None, help="Port (default: the config's port).")
 @click.option("--workers", type=int, default=2, show_default=True, help="gunicorn workers.")
 def serve(config_path: Path, dev: bool, host: str | None, port: int | None, workers: int) -> None:
-    """Run the OpenID provider under gunicorn."""
+    """Run the OpenID provider under gunicorn.
+
+    With --dev it listens on 127.0.0.1 unless --host says otherwise: the dev wallet signs for
+    whoever reaches it.
+    """
     from opendid.config import ConfigError, load_config
     from opendid.server import run
 
@@ -81,9 +86,17 @@ def serve(config_path: Path, dev: bool, host: str | None, port: int | None, work
         raise click.ClickException(str(exc)) from None
     if dev:
         os.environ["OPENDID_DEV"] = "1"
-    bind = f"{host or config.host}:{port or config.port}"
+    bind = f"{serve_host(config.host, host, dev)}:{port or config.port}"
     click.echo(f"OpenDID on http://{bind} (issuer {config.oidc_issuer}){' [dev]' if dev else ''}")
     run(config_path, bind, workers, dev)
+
+
+def serve_host(config_host: str, given: str | None, dev: bool) -> str:
+    """The address to bind: --host if given; in dev mode loopback (the config's host is the
+    original's 0.0.0.0 default more often than a choice); else the config's host."""
+    if given:
+        return given
+    return "127.0.0.1" if dev else config_host
 
 
 @main.command()
@@ -283,10 +296,14 @@ def clients_add(client_id: str, redirect_urls: tuple[str, ...], public: bool,
             raise click.BadParameter(str(exc)) from None
         requirements.append({"cTypeHash": ctype, "trustedAttesters": list(attesters),
                              "requiredProperties": list(properties)})
+        if not attesters:
+            click.echo("warning: no --trusted-attester: a credential from ANY attester passes, "
+                       "including one the user attested themselves", err=True)
     elif attesters or properties:
         raise click.UsageError("--trusted-attester and --property need --ctype")
     secret = None if public else secrets.token_urlsafe(32)
-    store.upsert(ClientRecord(client_id, secret, list(redirect_urls), requirements,
+    stored = None if secret is None else hash_client_secret(secret)  # only the hash is kept
+    store.upsert(ClientRecord(client_id, stored, list(redirect_urls), requirements,
                               id_token_alg), source="cli")
     click.echo(f"registered {client_id}")
     if secret:

@@ -194,6 +194,7 @@ def _check(config: Config, path: Path) -> None:
         raise ConfigError(
             f"{path}: key 'jwt.secretKey': {config.jwt.algorithm} needs a PEM private key"
         )
+    _check_attesters(config, path)
     if config.production:
         _check_production(config, path)
 
@@ -212,6 +213,22 @@ def _check_nacl_pair(config: Config, path: Path) -> None:
     if x25519_public_key(secret) != public:
         raise ConfigError(f"{path}: key 'session.naclPublicKey': does not belong to "
                           "session.naclSecretKey")
+
+
+def _check_attesters(config: Config, path: Path) -> None:
+    """An empty `trustedAttesters` accepts any attester, so a credential the user attested
+    with their own DID passes: refused with `production: true`, a warning otherwise."""
+    for client_id, client in config.clients.items():
+        for index, requirement in enumerate(client.requirements):
+            if requirement.trustedAttesters:
+                continue
+            key = f"clients.{client_id}.requirements.{index}.trustedAttesters"
+            problem = (f"{path}: key '{key}' is empty: any attester is accepted, so a "
+                       "self-attested credential passes")
+            if config.production:
+                raise ConfigError(f"{problem}; production: true refuses it: list the DIDs of "
+                                  "the attesters this client trusts")
+            log.warning("%s (refused with production: true)", problem)
 
 
 def _check_production(config: Config, path: Path) -> None:

@@ -91,9 +91,6 @@ def test_deeply_nested_wallet_list_renders_no_wallets(opendid: Any, value: str) 
     assert "data-wallet" not in response.text
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "kilt layer (opendid/kilt/didjwt.py, fixed on another branch): parse_did_jwt lets base64's "
-    "ValueError out for a non-ASCII signature part; remove this mark after merging"))
 @pytest.mark.parametrize("token", ["e30.e30.%C3%A9", "e30.e30.%E2%98%83"])
 def test_did_jwt_with_non_ascii_part_is_a_401(driver: LoginDriver, token: str) -> None:
     _start(driver, "did-client")
@@ -102,9 +99,6 @@ def test_did_jwt_with_non_ascii_part_is_a_401(driver: LoginDriver, token: str) -
     assert refused.status_code == 401, refused.text
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "kilt layer (opendid/kilt/didjwt.py _b64json, fixed on another branch): plain json.loads "
-    "lets RecursionError out for a header nested 2000 levels deep; remove after merging"))
 def test_did_jwt_with_deeply_nested_header_is_a_401(driver: LoginDriver) -> None:
     _start(driver, "did-client")
     header = base64.b64encode(b"[" * 2000 + b"]" * 2000).decode()
@@ -113,10 +107,6 @@ def test_did_jwt_with_deeply_nested_header_is_a_401(driver: LoginDriver) -> None
     assert refused.status_code == 401, refused.text
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "kilt layer (opendid/kilt/messages.py open_json, fixed on another branch): plain json.loads "
-    "lets RecursionError out for a decrypted message nested 5000 levels deep, which any DID "
-    "holder can seal to the service; remove after merging"))
 def test_sealed_deeply_nested_message_is_a_400(driver: LoginDriver, opendid: Any) -> None:
     _start(driver)
     assert driver.open_session().status_code == 200

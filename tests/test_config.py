@@ -12,6 +12,7 @@ from opendid.cli import main
 from opendid.config import ConfigError, load_config
 from opendid.devtools.devchain import PROJECT_ROOT
 from opendid.kilt.crypto import x25519_public_key
+from opendid.store.clients import client_secret_matches
 
 SAMPLE = PROJECT_ROOT.parent / "shared" / "docs" / "config-sample.yaml"
 
@@ -197,7 +198,8 @@ def test_clients_cli_adds_lists_and_removes_clients_the_server_uses(tmp_path):
     assert "example-client: OpenDID-style" in listed
     app = create_app(SAMPLE, instance_path=tmp_path / "instance")  # a restart keeps it
     client = app.extensions["opendid"].clients.get("shop")
-    assert client.client_secret == secret and client.redirect_urls == ["https://shop.example/cb"]
+    assert client.redirect_urls == ["https://shop.example/cb"]
+    assert client.client_secret != secret and client_secret_matches(client.client_secret, secret)
     response = app.test_client().get("/api/v1/authorize?client_id=shop&redirect_uri="
                                      "https://shop.example/cb&response_type=code&state=s")
     assert (response.status_code, response.headers["Location"]) == (302, "/")
@@ -226,3 +228,53 @@ def test_workers_starting_together_on_a_new_instance_all_start(tmp_path):
         for round_ in range(4):
             instance = str(tmp_path / f"instance-{round_}")
             assert pool.map(_start_app, [instance] * 3) == ["ok"] * 3
+
+
+def production_sample() -> dict:
+    """The sample with secrets strong enough for production: true."""
+    data = sample()
+    data["production"] = True
+    data["jwt"]["secretKey"] = "x" * 40
+    data["session"]["naclSecretKey"] = "0x" + "11" * 32
+    data["session"]["naclPublicKey"] = "0x" + x25519_public_key(b"\x11" * 32).hex()
+    data["clients"]["example-client"]["clientSecret"] = "y" * 32
+    return data
+
+
+@pytest.mark.parametrize("attesters", [[], None])
+def test_production_refuses_a_requirement_without_trusted_attesters(tmp_path, attesters):
+    data = production_sample()
+    requirement = data["clients"]["example-client"]["requirements"][0]
+    if attesters is None:
+        requirement.pop("trustedAttesters")
+    else:
+        requirement["trustedAttesters"] = attesters
+    data["clients"]["other"] = {"redirectUrls": ["https://o.example/cb"]}  # DID-only: fine
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, data))
+    message = str(info.value)
+    assert "clients.example-client.requirements.0.trustedAttesters" in message
+    assert "self-attested" in message and "production: true" in message
+
+
+def test_without_production_an_empty_attester_list_is_a_warning(tmp_path, caplog):
+    data = sample()
+    data["clients"]["example-client"]["requirements"][0]["trustedAttesters"] = []
+    config = load_config(write(tmp_path, data))
+    assert config.clients["example-client"].requirements[0].trustedAttesters == []
+    assert "clients.example-client.requirements.0.trustedAttesters" in caplog.text
+    assert "self-attested" in caplog.text
+    caplog.clear()
+    load_config(SAMPLE)  # attesters listed: no warning
+    assert "trustedAttesters" not in caplog.text
+
+
+def test_production_start_warns_of_cli_clients_without_trusted_attesters(tmp_path, caplog):
+    from opendid.application import create_app
+    instance = ["--instance", str(tmp_path / "instance")]
+    added = CliRunner().invoke(main, ["clients", "add", "lax", "--redirect-url",
+                                      "https://lax.example/cb", "--ctype", "0x" + "11" * 32,
+                                      *instance])
+    assert added.exit_code == 0, added.output
+    create_app(write(tmp_path, production_sample()), instance_path=tmp_path / "instance")
+    assert "client lax has a requirement without trusted attesters" in caplog.text

@@ -798,25 +798,13 @@ def explicit(route: str, method: str) -> list[Req]:
     return requests_
 
 
-KNOWN_KILT_CRASHES = {
-    ("/api/v1/did/<path:token>", "POST", "did"): (
-        "kilt layer: parse_did_jwt lets base64's ValueError out for a non-ASCII signature part "
-        "(POST /api/v1/did/e30.e30.%C3%A9 in a DID-only login: 500); fixed in opendid/kilt by "
-        "another branch"),
-}
-
-
-def _case(route: str, method: str, state: str, known: bool = True) -> Any:
-    crash = KNOWN_KILT_CRASHES.get((route, method, state)) if known else None
-    marks = [pytest.mark.xfail(strict=True, reason=crash)] if crash else []
-    return pytest.param(route, method, state, id=f"{method} {route} [{state}]", marks=marks)
+def _case(route: str, method: str, state: str) -> Any:
+    return pytest.param(route, method, state, id=f"{method} {route} [{state}]")
 
 
 CASES = [_case(route, method, state)
          for (route, method), endpoint in ROUTES.items() for state in endpoint.states]
-# Over real HTTP the few generated examples do not reach the known crashes: no marks there.
-HTTP_CASES = [_case(route, method, state, known=False)
-              for (route, method), endpoint in ROUTES.items() for state in endpoint.states]
+
 
 
 def test_every_route_is_fuzzed(target: Target) -> None:
@@ -841,7 +829,7 @@ def test_garbage(target: Target, route: str, method: str, state: str) -> None:
     run()
 
 
-@pytest.mark.parametrize(("route", "method", "state"), HTTP_CASES)
+@pytest.mark.parametrize(("route", "method", "state"), CASES)
 def test_real_http(target: Target, route: str, method: str, state: str) -> None:
     """The same garbage over real HTTP (the server's own parsing of paths, headers, bodies)."""
     endpoint = ROUTES[(route, method)]

@@ -58,10 +58,18 @@ def test_client_secrets_are_compared_in_constant_time(monkeypatch):
     calls = []
     real = hmac.compare_digest
     monkeypatch.setattr(hmac, "compare_digest", lambda a, b: calls.append(1) or real(a, b))
-    client = Client(ClientRecord("c", "right-secret", ["https://x/cb"]))
-    assert client.check_client_secret("right-secret")
-    assert not client.check_client_secret("wrong-secret")
-    assert len(calls) == 2
+    from opendid.store.clients import hash_client_secret
+    plain = Client(ClientRecord("c", "right-secret", ["https://x/cb"]))  # as in config.yaml
+    assert plain.check_client_secret("right-secret")
+    for wrong in ("wrong-secret", "right-secre", "right-secret ", "RIGHT-SECRET", ""):
+        assert not plain.check_client_secret(wrong)
+    hashed = Client(ClientRecord("h", hash_client_secret("right-secret"), ["https://x/cb"]))
+    assert hashed.check_client_secret("right-secret")
+    for wrong in ("wrong-secret", hash_client_secret("right-secret"),
+                  hash_client_secret("right-secret")[len("sha256$"):]):
+        assert not hashed.check_client_secret(wrong)  # the stored hash is not the secret
+    assert not Client(ClientRecord("p", None, ["https://x/cb"])).check_client_secret("")
+    assert len(calls) == 10  # every comparison went through compare_digest
 
 
 def test_no_light_did_secret_message_or_token_in_the_logs(driver, vectors, caplog):

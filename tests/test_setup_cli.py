@@ -141,3 +141,51 @@ def test_devchain_command_starts_answers_and_stops_on_ctrl_c():
     finally:
         if process.poll() is None:
             process.kill()
+
+
+# -- clients add: only a hash is stored; serve --dev binds to loopback ----------------------------
+
+
+def test_clients_add_stores_only_a_hash_and_the_secret_authenticates(opendid, driver):
+    from conftest import OPENDID_REDIRECT
+
+    provisioned = opendid.provisioned
+    added = CliRunner().invoke(main, [
+        "clients", "add", "hashed-client", "--redirect-url", OPENDID_REDIRECT,
+        "--ctype", provisioned["ctype"], "--trusted-attester", provisioned["attester"]["did"],
+        "--property", "Email", "--instance", str(opendid.instance)])
+    assert added.exit_code == 0, added.output
+    secret = added.output.split("(shown once): ")[1].strip()
+    assert added.output.count(secret) == 1
+    for path in opendid.instance.rglob("*"):  # the database and its WAL hold no trace of it
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes(), path
+    stored = opendid.services.clients.get("hashed-client").client_secret
+    code = driver.login(client_id="hashed-client", redirect_uri=OPENDID_REDIRECT,
+                        response_type="code", scope="openid", state="s", nonce="n")["code"]
+    form = {"grant_type": "authorization_code", "code": code, "redirect_uri": OPENDID_REDIRECT,
+            "client_id": "hashed-client"}
+    for wrong in (secret[:-1], secret + "x", stored, secret.upper(), ""):
+        refused = driver.token(**form, client_secret=wrong)
+        assert refused.status_code == 401 and refused.json()["error"] == "invalid_client", wrong
+    response = driver.token(**form, client_secret=secret)
+    assert response.status_code == 200, response.text
+    assert "access_token" in response.json()
+
+
+def test_clients_add_without_trusted_attester_warns(tmp_path):
+    result = CliRunner().invoke(main, [
+        "clients", "add", "lax", "--redirect-url", "https://lax.example/cb",
+        "--ctype", "0x" + "11" * 32, "--instance", str(tmp_path / "instance")])
+    assert result.exit_code == 0 and "ANY attester" in result.output
+
+
+@pytest.mark.parametrize("config_host, given, dev, bound", [
+    ("0.0.0.0", None, True, "127.0.0.1"),  # dev: loopback, whatever the config says
+    ("0.0.0.0", "0.0.0.0", True, "0.0.0.0"),  # unless --host says otherwise
+    ("0.0.0.0", None, False, "0.0.0.0"),  # not dev: the config's host
+    ("10.0.0.5", "127.0.0.1", False, "127.0.0.1"),
+])
+def test_serve_binds_dev_mode_to_loopback_unless_told_otherwise(config_host, given, dev, bound):
+    from opendid.cli import serve_host
+    assert serve_host(config_host, given, dev) == bound

@@ -19,6 +19,8 @@ from opendid.kilt.chain import ChainClient
 
 OPENDID_PORT = int(os.environ.get("OPENDID_PORT", "3001"))
 DEMO_PORT = int(os.environ.get("DEMO_PORT", "1606"))
+# the dev wallet signs for whoever reaches it: loopback unless OPENDID_HOST says otherwise
+OPENDID_HOST = os.environ.get("OPENDID_HOST", "127.0.0.1")
 
 
 def main() -> None:
@@ -60,7 +62,7 @@ def start_servers(config: Path, wallet: Path, state: dict[str, object]) -> list[
     env = dict(os.environ, OPENDID_WALLET=str(wallet))
     opendid = subprocess.Popen(
         [python, "-m", "opendid.cli", "serve", "--config", str(config), "--dev",
-         "--port", str(OPENDID_PORT)], cwd=PROJECT_ROOT, env=env)
+         "--host", OPENDID_HOST, "--port", str(OPENDID_PORT)], cwd=PROJECT_ROOT, env=env)
     client = state["client"]
     assert isinstance(client, dict)
     demo_env = dict(os.environ, DEMO_ISSUER=f"http://localhost:{OPENDID_PORT}",

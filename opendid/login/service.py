@@ -89,8 +89,11 @@ class LoginService:
     # -- step 2/3: the secure session with the wallet ---------------------------------------
 
     def new_challenge(self, login_id: str) -> dict[str, str]:
+        """A fresh session challenge; it replaces the login's previous one (one row per login,
+        however often the page asks)."""
         challenge = to_hex(os.urandom(32))
-        self.onetime.put(SESSION_CHALLENGE, challenge, {"login": login_id}, self.ttl)
+        self.onetime.put(SESSION_CHALLENGE, challenge, {"login": login_id}, self.ttl,
+                         owner=login_id)
         return {
             "dAppName": self.config.displayName,
             "dAppEncryptionKeyUri": self.keys.key_uri,
@@ -126,13 +129,15 @@ class LoginService:
 
     def request_credential(self, login_id: str, wallet_key_uri: str,
                            requirements: list[dict[str, Any]]) -> tuple[dict[str, str], str]:
-        """The encrypted `request-credential` message, and the challenge it carries."""
+        """The encrypted `request-credential` message, and the challenge it carries; the
+        challenge replaces the login's previous credential challenge."""
         challenge = to_hex(os.urandom(24))
         message = request_credential(requirements, challenge, self.keys.did,
                                      wallet_key_uri)
         envelope = seal(message, self.keys.key_uri, wallet_key_uri, self.keys.secret,
                         light_did_encryption_key(wallet_key_uri))
-        self.onetime.put(CREDENTIAL_CHALLENGE, challenge, {"login": login_id}, self.ttl)
+        self.onetime.put(CREDENTIAL_CHALLENGE, challenge, {"login": login_id}, self.ttl,
+                         owner=login_id)
         return envelope, challenge
 
     # -- step 5: submit-credential ----------------------------------------------------------

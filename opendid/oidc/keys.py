@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
 import time
 import uuid
 import warnings
@@ -18,7 +19,7 @@ from typing import Any
 from joserfc import jwk
 
 from opendid.config import JwtConfig
-from opendid.private_files import write_private
+from opendid.private_files import ensure_private_file, open_private, private_dir, write_private
 
 warnings.filterwarnings("ignore", message="EdDSA is deprecated", module="joserfc")
 
@@ -67,9 +68,11 @@ class KeyRing:
         return self._entries
 
     def _load_or_create(self) -> list[dict[str, Any]]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path.with_suffix(".lock"), "w") as lock:
+        private_dir(self.path.parent)
+        with os.fdopen(open_private(self.path.with_suffix(".lock")), "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # several workers may start at once
+            if self.path.exists():
+                ensure_private_file(self.path)  # a file an older version left readable
             entries = json.loads(self.path.read_text()) if self.path.exists() else []
             missing = [a for a in JWKS_ALGORITHMS if not self._current(entries, a)]
             if missing:
@@ -116,7 +119,7 @@ class KeyRing:
         return jwk.KeySet.import_key_set(self.public_jwks())  # type: ignore[arg-type]
 
     def rotate(self) -> None:
-        with open(self.path.with_suffix(".lock"), "w") as lock:
+        with os.fdopen(open_private(self.path.with_suffix(".lock")), "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             entries = json.loads(self.path.read_text())
             now = time.time()

@@ -32,7 +32,12 @@ from flask import Flask
 from opendid.config import Config
 from opendid.login.identity import Identity
 from opendid.oidc.tokens import TokenService
-from opendid.store.clients import RESPONSE_TYPES, ClientRecord, ClientStore
+from opendid.store.clients import (
+    RESPONSE_TYPES,
+    ClientRecord,
+    ClientStore,
+    client_secret_matches,
+)
 from opendid.store.grants import GrantStore, NewToken
 
 log = logging.getLogger(__name__)
@@ -99,8 +104,7 @@ class Client(ClientMixin):
         return redirect_uri in self.record.redirect_urls
 
     def check_client_secret(self, client_secret: str) -> bool:
-        secret = self.record.client_secret
-        return secret is not None and hmac.compare_digest(secret.encode(), client_secret.encode())
+        return client_secret_matches(self.record.client_secret, client_secret)
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
         if self.record.client_secret:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import sqlite3
@@ -119,3 +121,35 @@ class ClientStore:
     def all(self) -> list[ClientRecord]:
         ids = [r[0] for r in self.db.connect().execute("SELECT client_id FROM clients")]
         return [c for c in (self.get(i) for i in ids) if c is not None]
+
+
+# -- client secrets -----------------------------------------------------------------------------
+#
+# `opendid clients add` generates 256-bit random secrets and stores only their SHA-256, marked
+# "sha256$<hex>". A slow KDF buys nothing against brute force of a 256-bit secret and would cost
+# every token request; user-chosen (guessable) secrets exist only in config.yaml, which keeps
+# them in plain text for compatibility with OpenDID's config, so they are stored as given.
+
+HASH_PREFIX = "sha256$"
+
+
+def hash_client_secret(secret: str) -> str:
+    """The stored form of a generated client secret."""
+    return HASH_PREFIX + hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _is_hashed(stored: str) -> bool:
+    digest = stored[len(HASH_PREFIX):]
+    return stored.startswith(HASH_PREFIX) and len(digest) == 64 and all(
+        c in "0123456789abcdef" for c in digest)
+
+
+def client_secret_matches(stored: str | None, candidate: str) -> bool:
+    """Does `candidate` match the stored secret (hashed or plain)? Both sides are hashed and
+    compared in constant time, so neither the content nor the length of a plain secret leaks."""
+    if stored is None:
+        return False
+    expected = stored[len(HASH_PREFIX):] if _is_hashed(stored) else \
+        hashlib.sha256(stored.encode("utf-8", "surrogatepass")).hexdigest()
+    given = hashlib.sha256(candidate.encode("utf-8", "surrogatepass")).hexdigest()
+    return hmac.compare_digest(expected.encode(), given.encode())

@@ -1,4 +1,8 @@
-"""The SQLite database every worker shares: WAL mode, one connection per thread."""
+"""The SQLite database every worker shares: WAL mode, one connection per thread.
+
+The file is created 0600 in a 0700 folder before SQLite opens it (its -wal and -shm files take
+the main file's mode); files an older version left readable by others are tightened.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,8 @@ import threading
 from pathlib import Path
 
 import sqlite_utils
+
+from opendid.private_files import ensure_private_file, private_dir
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS clients (
@@ -23,6 +29,7 @@ CREATE TABLE IF NOT EXISTS one_time (
     key TEXT NOT NULL,
     value TEXT NOT NULL,
     expires_at REAL NOT NULL,
+    owner TEXT,
     PRIMARY KEY (kind, key)
 );
 CREATE TABLE IF NOT EXISTS codes (
@@ -44,6 +51,28 @@ CREATE TABLE IF NOT EXISTS tokens (
 CREATE INDEX IF NOT EXISTS tokens_grant ON tokens (grant_id);
 """
 
+# after SCHEMA and the migrations: the purge reads by expiry; one owner (a login) holds at most
+# one value of a kind (a new challenge replaces the login's previous one)
+INDEXES = """
+CREATE INDEX IF NOT EXISTS one_time_expiry ON one_time (expires_at);
+CREATE UNIQUE INDEX IF NOT EXISTS one_time_owner ON one_time (kind, owner);
+CREATE INDEX IF NOT EXISTS codes_expiry ON codes (expires_at);
+CREATE INDEX IF NOT EXISTS tokens_expiry ON tokens (expires_at);
+"""
+
+SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
+
+
+def secure_sqlite_file(path: Path) -> None:
+    """Create the database file 0600 in a 0700 folder before SQLite does, and tighten the files
+    of an existing database (SQLite copies the main file's mode only when it creates them)."""
+    private_dir(path.parent)
+    ensure_private_file(path)
+    for suffix in SQLITE_SIDE_FILES:
+        side = path.with_name(path.name + suffix)
+        if side.exists():
+            ensure_private_file(side)
+
 
 class Database:
     """Opens `path` lazily per thread; safe to create before gunicorn forks."""
@@ -51,13 +80,15 @@ class Database:
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         self._local = threading.local()
+        secure_sqlite_file(Path(self.path))
         with self.connect() as conn:
             conn.executescript(SCHEMA)
+            _migrate(conn)
+            conn.executescript(INDEXES)
 
     def connect(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None or getattr(self._local, "pid", None) != os.getpid():
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self.path, timeout=10, isolation_level=None)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA busy_timeout=10000")
@@ -69,3 +100,14 @@ class Database:
     def utils(self) -> sqlite_utils.Database:
         """A sqlite-utils view on this thread's connection."""
         return sqlite_utils.Database(self.connect())
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Columns added since the first release (SQLite has no ADD COLUMN IF NOT EXISTS)."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(one_time)")}
+    if "owner" not in columns:
+        try:
+            conn.execute("ALTER TABLE one_time ADD COLUMN owner TEXT")
+        except sqlite3.OperationalError as exc:  # another process added it first
+            if "duplicate column" not in str(exc):
+                raise
