@@ -7,6 +7,7 @@ mnemonics, so live reads can be compared with `chain-storage.json`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -119,6 +120,22 @@ def start_server(server: BaseWSGIServer) -> str:
     return f"http://127.0.0.1:{server.server_port}"
 
 
+def stop_server(server: BaseWSGIServer) -> None:
+    """Stops serving (waits for the loop to end) and closes the listening socket."""
+    server.shutdown()
+    server.server_close()
+
+
+@contextlib.contextmanager
+def serve_apps(*servers: BaseWSGIServer) -> Iterator[list[str]]:
+    """Serves each bound server (its `.app` set) for the block; stops and closes them after."""
+    try:
+        yield [start_server(server) for server in servers]
+    finally:
+        for server in servers:
+            stop_server(server)
+
+
 def extra_clients(provisioned: dict[str, Any], rp_redirects: list[str]) -> dict[str, Any]:
     requirement = [{"cTypeHash": provisioned["ctype"],
                     "trustedAttesters": [provisioned["attester"]["did"]],
@@ -170,7 +187,8 @@ class Opendid:
 
 
 @pytest.fixture(scope="session")
-def opendid(provisioned: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Opendid:
+def opendid(provisioned: dict[str, Any],
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Opendid]:
     server, rp_server = bind_server(), bind_server()
     url = f"http://127.0.0.1:{server.server_port}"
     rp_url = f"http://127.0.0.1:{rp_server.server_port}"
@@ -179,12 +197,12 @@ def opendid(provisioned: dict[str, Any], tmp_path_factory: pytest.TempPathFactor
                                     [f"{rp_url}/callback", f"{rp_url}/callback/implicit"])
     app = create_app(config_path, instance_path=folder / "instance")
     server.app = app
-    start_server(server)
     from demo_rp.app import create_demo_app
 
     rp_server.app = create_demo_app(url, "rp-client", SECRET, rp_url)
-    start_server(rp_server)
-    return Opendid(url, config_path, folder / "instance", provisioned, rp_url, app)
+    with serve_apps(server, rp_server):
+        yield Opendid(url, config_path, folder / "instance", provisioned, rp_url, app)
+    app.extensions["opendid"].chain.close()
 
 
 @pytest.fixture(scope="session")
