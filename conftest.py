@@ -57,9 +57,15 @@ def chain_url() -> Iterator[str]:
         yield chain.url
 
 
+# The tests' own chain client (provisioning, attesting, reading back) waits for blocks: on a
+# loaded machine chopsticks can take several seconds per block, so it waits as long as it must.
+# Tests that time the client's failure handling build their own clients with short timeouts.
+TEST_CHAIN_TIMEOUT = 120.0
+
+
 @pytest.fixture(scope="session")
 def chain(chain_url: str) -> Iterator[ChainClient]:
-    client = ChainClient(chain_url)
+    client = ChainClient(chain_url, timeout=TEST_CHAIN_TIMEOUT)
     yield client
     client.close()
 

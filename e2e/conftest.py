@@ -36,21 +36,12 @@ OTHER_CTYPE = "0x" + "ab" * 32
 WAIT_MS = 30_000
 expect.set_options(timeout=WAIT_MS)
 
-# Chromium reports every HTTP error answer on the console. Expected ones: the login page calls
+# Chromium reports every HTTP error answer on the console. Always expected: the login page calls
 # /api/v1/* with fetch and turns 4xx/503 answers into failure panels, and the browser asks each
-# origin for /favicon.ico (neither OpenDID nor the demo app has one). Nothing else is expected.
+# origin for /favicon.ico (neither OpenDID nor the demo app has one). A test that leads to
+# another error answer says so (`Watched.expect_http_error`); nothing else is expected.
 HTTP_ERROR = re.compile(r"^Failed to load resource: the server responded with a status of "
                         r"(\d{3}) ")
-
-
-def expected_http_error(message: ConsoleMessage) -> bool:
-    status = HTTP_ERROR.match(message.text)
-    path = urlsplit(message.location.get("url", "")).path
-    if status is None:
-        return False
-    if path == "/favicon.ico":
-        return status.group(1) == "404"
-    return path.startswith("/api/v1/") and (status.group(1)[0] == "4" or status.group(1) == "503")
 
 
 @dataclass
@@ -107,9 +98,22 @@ class Watched:
     """What went wrong on the pages of one test, as Chromium reported it."""
 
     problems: list[str] = field(default_factory=list)
+    expected: set[tuple[str, str]] = field(default_factory=lambda: {("/favicon.ico", "404")})
+
+    def expect_http_error(self, path: str, status: int) -> None:
+        self.expected.add((path, str(status)))
+
+    def _expected(self, message: ConsoleMessage) -> bool:
+        answer = HTTP_ERROR.match(message.text)
+        if answer is None:
+            return False
+        path, status = urlsplit(message.location.get("url", "")).path, answer.group(1)
+        if path.startswith("/api/v1/") and (status[0] == "4" or status == "503"):
+            return True
+        return (path, status) in self.expected
 
     def console(self, message: ConsoleMessage) -> None:
-        if message.type == "error" and not expected_http_error(message):
+        if message.type == "error" and not self._expected(message):
             self.problems.append(f"console error at {message.location.get('url')}: "
                                  f"{message.text}")
 
@@ -123,11 +127,15 @@ def watch(context: BrowserContext, watched: Watched) -> None:
 
 
 @pytest.fixture()
-def open_page(browser: Browser) -> Iterator[Callable[..., Page]]:
+def watched() -> Watched:
+    return Watched()
+
+
+@pytest.fixture()
+def open_page(browser: Browser, watched: Watched) -> Iterator[Callable[..., Page]]:
     """Opens pages in fresh browser contexts; at teardown, closes them and fails the test if any
     page reported a console error (a CSP violation is one) or an uncaught script error."""
     contexts: list[BrowserContext] = []
-    watched = Watched()
 
     def new_page(**context_options: Any) -> Page:
         context = browser.new_context(**{"viewport": {"width": 1000, "height": 800},

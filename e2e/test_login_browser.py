@@ -7,7 +7,7 @@ import re
 from urllib.parse import urlencode, urlsplit
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Route, expect
 
 from conftest import (
     OPENDID_REDIRECT,
@@ -80,7 +80,8 @@ def _back_links(page: Page):
     return page.get_by_role("link", name=re.compile("back to the application", re.IGNORECASE))
 
 
-def test_cancel_in_the_wallet_then_retry_or_go_back(page: Page, dev_site):
+def test_cancel_in_the_wallet_then_retry_or_go_back(page: Page, dev_site, watched):
+    watched.expect_http_error("/callback", 400)  # the demo app's "login failed" page
     page.goto(dev_site.rp_url)
     page.get_by_role("link", name="Log in (authorization code flow)").click()
     expect(_back_links(page)).to_have_count(1)  # "Cancel and go back", before any failure
@@ -107,6 +108,28 @@ def test_cancel_in_the_wallet_then_retry_or_go_back(page: Page, dev_site):
     back.click()
     expect(page.locator("#failed")).to_be_visible()
     expect(page.get_by_text("access_denied")).to_be_visible()
+
+
+def test_a_late_wallet_announcement_does_not_hold_back_the_login(page: Page, dev_site):
+    """An extension that announces itself while the page lists wallets again must not delay or
+    drop the login's own swaps (progress, wallet dialog): each panel's requests stand alone."""
+    page.goto(dev_site.rp_url)
+    page.get_by_role("link", name="Log in (authorization code flow)").click()
+    expect(page.get_by_role("button", name="Dev wallet")).to_be_visible()
+    held: list[Route] = []
+    page.route("**/login/wallets", lambda route: held.append(route))  # stays in flight
+    with page.expect_request("**/login/wallets"):  # routed: in flight until continued
+        page.evaluate("window.dispatchEvent(new CustomEvent('kilt-extension#initialized'))")
+    page.get_by_role("button", name="Dev wallet").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_contain_text("Email (trusted attester)")
+    expect(page.locator(".step.done")).to_have_count(1)  # secure session established
+    assert len(held) == 1  # and the wallet list was still on its way all along
+    held[0].continue_()
+    page.unroute("**/login/wallets")
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(page.locator(".failure")).to_contain_text("Login cancelled")
+    expect(page.locator("#failure-title")).to_be_focused()
 
 
 @pytest.mark.parametrize("label, title, detail, screenshot", [
