@@ -217,5 +217,7 @@ def wallet(provisioned: dict[str, Any]) -> Wallet:
 
 
 @pytest.fixture()
-def driver(opendid: Opendid, wallet: Wallet, chain: ChainClient) -> LoginDriver:
-    return LoginDriver(opendid.url, wallet, chain)
+def driver(opendid: Opendid, wallet: Wallet, chain: ChainClient) -> Iterator[LoginDriver]:
+    driver = LoginDriver(opendid.url, wallet, chain)
+    yield driver
+    driver.http.close()
