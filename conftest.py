@@ -7,6 +7,7 @@ mnemonics, so live reads can be compared with `chain-storage.json`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -56,9 +57,15 @@ def chain_url() -> Iterator[str]:
         yield chain.url
 
 
+# The tests' own chain client (provisioning, attesting, reading back) waits for blocks: on a
+# loaded machine chopsticks can take several seconds per block, so it waits as long as it must.
+# Tests that time the client's failure handling build their own clients with short timeouts.
+TEST_CHAIN_TIMEOUT = 120.0
+
+
 @pytest.fixture(scope="session")
 def chain(chain_url: str) -> Iterator[ChainClient]:
-    client = ChainClient(chain_url)
+    client = ChainClient(chain_url, timeout=TEST_CHAIN_TIMEOUT)
     yield client
     client.close()
 
@@ -117,6 +124,22 @@ def bind_server() -> BaseWSGIServer:
 def start_server(server: BaseWSGIServer) -> str:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return f"http://127.0.0.1:{server.server_port}"
+
+
+def stop_server(server: BaseWSGIServer) -> None:
+    """Stops serving (waits for the loop to end) and closes the listening socket."""
+    server.shutdown()
+    server.server_close()
+
+
+@contextlib.contextmanager
+def serve_apps(*servers: BaseWSGIServer) -> Iterator[list[str]]:
+    """Serves each bound server (its `.app` set) for the block; stops and closes them after."""
+    try:
+        yield [start_server(server) for server in servers]
+    finally:
+        for server in servers:
+            stop_server(server)
 
 
 def extra_clients(provisioned: dict[str, Any], rp_redirects: list[str]) -> dict[str, Any]:
@@ -180,7 +203,8 @@ class Opendid:
 
 
 @pytest.fixture(scope="session")
-def opendid(provisioned: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Opendid:
+def opendid(provisioned: dict[str, Any],
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Opendid]:
     server, rp_server = bind_server(), bind_server()
     url = f"http://127.0.0.1:{server.server_port}"
     rp_url = f"http://127.0.0.1:{rp_server.server_port}"
@@ -189,12 +213,12 @@ def opendid(provisioned: dict[str, Any], tmp_path_factory: pytest.TempPathFactor
                                     [f"{rp_url}/callback", f"{rp_url}/callback/implicit"])
     app = create_app(config_path, instance_path=folder / "instance")
     server.app = app
-    start_server(server)
     from demo_rp.app import create_demo_app
 
     rp_server.app = create_demo_app(url, "rp-client", SECRET, rp_url)
-    start_server(rp_server)
-    return Opendid(url, config_path, folder / "instance", provisioned, rp_url, app)
+    with serve_apps(server, rp_server):
+        yield Opendid(url, config_path, folder / "instance", provisioned, rp_url, app)
+    app.extensions["opendid"].chain.close()
 
 
 @pytest.fixture(scope="session")
@@ -203,5 +227,7 @@ def wallet(provisioned: dict[str, Any]) -> Wallet:
 
 
 @pytest.fixture()
-def driver(opendid: Opendid, wallet: Wallet, chain: ChainClient) -> LoginDriver:
-    return LoginDriver(opendid.url, wallet, chain)
+def driver(opendid: Opendid, wallet: Wallet, chain: ChainClient) -> Iterator[LoginDriver]:
+    driver = LoginDriver(opendid.url, wallet, chain)
+    yield driver
+    driver.http.close()

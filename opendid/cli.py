@@ -180,7 +180,8 @@ def devchain_provision(endpoint: str, out_dir: Path, origin: str,
     """Fund accounts and create DIDs, CType, credentials and a web3name on the dev chain."""
     from opendid.devtools.provision import Identities, provision
 
-    client = ChainClient(endpoint, timeout=10)
+    # provisioning waits for blocks; a loaded dev chain can take longer than 10 s per block
+    client = ChainClient(endpoint, timeout=60)
     try:
         state = provision(client, out_dir, Identities.fresh(), origin, list(redirect_urls))
     except ChainUnavailable as exc:

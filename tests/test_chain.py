@@ -142,21 +142,16 @@ def test_a_node_that_never_answers_does_not_hang_a_read():
 
 def test_client_reconnects_when_the_node_comes_back(output_dir):
     chain = DevChain(log_file=output_dir / "chopsticks-restart.log").start()
-    client = ChainClient(chain.url, timeout=2, max_backoff=0.5)
+    # max_backoff=0: the client tries again on the next call, so once the node is back (start()
+    # returns when it answers) one call must reconnect; nothing to wait out or retry.
+    client = ChainClient(chain.url, timeout=30, max_backoff=0)
     try:
         assert client.block_number() >= 0
         chain.stop()
         with pytest.raises(ChainUnavailable):
             client.block_number()
         chain.start()
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                assert client.block_number() >= 0
-                break
-            except ChainUnavailable:
-                assert time.monotonic() < deadline, "client did not reconnect"
-                time.sleep(0.2)
+        assert client.block_number() >= 0
     finally:
         client.close()
         chain.stop()

@@ -3,10 +3,19 @@ the shared store, so gunicorn workers share logins and codes survive a restart."
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
+import queue
+import re
+import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import pytest
@@ -17,15 +26,16 @@ from conftest import (
     OUTPUT,
     SECRET,
     bind_server,
-    start_server,
+    serve_apps,
     write_test_config,
 )
 from opendid.application import create_app
 from opendid.devtools.devchain import PROJECT_ROOT, free_port
-from opendid.devtools.login_driver import LoginDriver
+from opendid.devtools.login_driver import LoginDriver, result_params
 from opendid.kilt.chain import ChainClient
 from tests.tcp_proxy import TcpProxy
 
+T = TypeVar("T")
 CODE = {"client_id": "opendid-client", "redirect_uri": OPENDID_REDIRECT, "response_type": "code",
         "scope": "openid", "state": "s", "nonce": "n"}
 
@@ -36,66 +46,139 @@ def test_unreachable_chain_is_a_503_and_the_server_recovers(provisioned, chain_u
     server = bind_server()
     url = f"http://127.0.0.1:{server.server_port}"
     config = write_test_config(provisioned, tmp_path / "config.yaml", url, [url + "/cb"])
-    app = create_app(config, instance_path=tmp_path / "instance",
-                     chain=ChainClient(proxy.url, timeout=2, max_backoff=0.5))
-    server.app = app
-    start_server(server)
+    # max_backoff=0: the client tries the node again on the next request, so "the chain is
+    # back" is checked once, not waited for (the backoff itself is test_chain's subject)
+    client = ChainClient(proxy.url, timeout=2, max_backoff=0)
+    server.app = create_app(config, instance_path=tmp_path / "instance", chain=client)
     try:
-        driver = LoginDriver(url, wallet, chain)
-        driver.authorize(**CODE)
-        assert driver.open_session().status_code == 200
-        driver.fetch_request()
-        held = driver.wallet.matching(driver.wallet_session.requirements)[0]
-        envelope = driver.wallet.submit(driver.wallet_session, held, driver.credential_challenge)
+        with serve_apps(server):
+            driver = LoginDriver(url, wallet, chain)
+            driver.authorize(**CODE)
+            assert driver.open_session().status_code == 200
+            driver.fetch_request()
+            held = driver.wallet.matching(driver.wallet_session.requirements)[0]
+            envelope = driver.wallet.submit(driver.wallet_session, held,
+                                            driver.credential_challenge)
 
-        proxy.stop()
-        started = time.monotonic()
-        down = driver.post_credentials(envelope)
-        assert (down.status_code, down.text) == (503, "KILT chain unreachable")
-        assert time.monotonic() - started < 5
-        health = requests.get(url + "/api/v1/health")
-        assert health.status_code == 503 and health.json()["failed"] == "chain"
+            proxy.stop()
+            started = time.monotonic()
+            down = driver.post_credentials(envelope)
+            assert (down.status_code, down.text) == (503, "KILT chain unreachable")
+            assert time.monotonic() - started < 5
+            health = requests.get(url + "/api/v1/health", timeout=30)
+            assert health.status_code == 503 and health.json()["failed"] == "chain"
 
-        proxy.start()
-        deadline = time.monotonic() + 15
-        while (response := driver.post_credentials(envelope)).status_code == 503:
-            assert time.monotonic() < deadline, "server did not recover"
-            time.sleep(0.3)
-        assert response.status_code == 204, response.text  # the 503 consumed nothing
-        assert requests.get(url + "/api/v1/health").status_code == 200
+            proxy.start()
+            assert requests.get(url + "/api/v1/health", timeout=30).status_code == 200
+            response = driver.post_credentials(envelope)
+            assert response.status_code == 204, response.text  # the 503 consumed nothing
     finally:
-        server.shutdown()
+        client.close()
         proxy.stop()
+
+
+def wait_until(observe: Callable[[], T | None], what: str, timeout: float = 30.0) -> T:
+    """Polls kernel state that has no event to wait on (who accepted a connection)."""
+    deadline = time.monotonic() + timeout
+    while (found := observe()) is None:
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+    return found
 
 
 class Gunicorn:
-    def __init__(self, config, instance, port: int, workers: int = 2) -> None:
+    """`opendid serve` (gunicorn, sync workers) in a child process, its log read as it comes."""
+
+    def __init__(self, config: Path, instance: Path, port: int, workers: int = 2) -> None:
         self.args = [sys.executable, "-m", "opendid.cli", "serve", "--config", str(config),
                      "--port", str(port), "--host", "127.0.0.1", "--workers", str(workers)]
         self.env = dict(os.environ, OPENDID_INSTANCE=str(instance))
+        self.port = port
         self.url = f"http://127.0.0.1:{port}"
-        self.process: subprocess.Popen[bytes] | None = None
+        self.worker_count = workers
+        self.workers: set[int] = set()
+        self.process: subprocess.Popen[str] | None = None
+        self._lines: queue.Queue[str | None] = queue.Queue()
 
     def start(self) -> Gunicorn:
         OUTPUT.mkdir(exist_ok=True)
-        log = open(OUTPUT / f"gunicorn-{self.url.rsplit(':', 1)[1]}.log", "ab")  # noqa: SIM115
-        self.process = subprocess.Popen(self.args, cwd=PROJECT_ROOT, env=self.env,
-                                        stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(self.url + "/api/v1/health", timeout=2).status_code == 200:
-                    return self
-            except requests.RequestException:
-                pass
-            assert self.process.poll() is None, "gunicorn exited"
-            time.sleep(0.3)
-        raise AssertionError("gunicorn did not become healthy")
+        self.process = subprocess.Popen(self.args, cwd=PROJECT_ROOT, env=self.env, text=True,
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        threading.Thread(target=self._read_log, daemon=True).start()
+        self.wait_for_log("Listening at: ")  # bound: connections queue from now on
+        while len(self.workers) < self.worker_count:
+            self.workers.add(int(self.wait_for_log(r"Booting worker with pid: (\d+)").group(1)))
+        health = requests.get(self.url + "/api/v1/health", timeout=120)  # waits for a worker
+        assert health.status_code == 200, health.text
+        return self
+
+    def _read_log(self) -> None:
+        assert self.process is not None and self.process.stdout is not None
+        with open(OUTPUT / f"gunicorn-{self.port}.log", "a") as log:
+            for line in self.process.stdout:
+                log.write(line)
+                self._lines.put(line)
+        self._lines.put(None)
+
+    def wait_for_log(self, pattern: str, timeout: float = 120.0) -> re.Match[str]:
+        deadline = time.monotonic() + timeout
+        while True:
+            line = self._lines.get(timeout=max(deadline - time.monotonic(), 0.001))
+            assert line is not None, "gunicorn exited"
+            if found := re.search(pattern, line):
+                return found
 
     def stop(self) -> None:
         if self.process is not None:
             self.process.terminate()
             self.process.wait(timeout=30)
+
+    def holder(self, client: socket.socket) -> int | None:
+        """The worker holding the server side of `client`'s connection, once one accepted it."""
+        client_port = client.getsockname()[1]
+        inode = None
+        for row in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+            fields = row.split()
+            local, remote = fields[1], fields[2]
+            if (int(local.split(":")[1], 16), int(remote.split(":")[1], 16)) == (
+                    self.port, client_port) and fields[9] != "0":
+                inode = fields[9]
+        if inode is None:
+            return None
+        for pid in self.workers:
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    if os.readlink(fd) == f"socket:[{inode}]":
+                        return pid
+        return None
+
+
+class Blocker:
+    """A request left unfinished: the sync worker that accepts it can serve nobody else until
+    it is finished, so the other worker must serve whatever comes meanwhile."""
+
+    HEAD = b"GET /.well-known/openid-configuration HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+
+    def __init__(self, server: Gunicorn) -> None:
+        self.server = server
+        self.sock = socket.create_connection(("127.0.0.1", server.port), timeout=60)
+        self.sock.sendall(self.HEAD)
+        self.worker = wait_until(lambda: server.holder(self.sock), "a worker to accept")
+
+    def still_held(self) -> bool:
+        return self.server.holder(self.sock) == self.worker
+
+    def finish(self) -> None:
+        self.sock.sendall(b"Connection: close\r\n\r\n")
+        answer = b""
+        while chunk := self.sock.recv(65536):
+            answer += chunk
+        self.sock.close()
+        assert answer.startswith(b"HTTP/1.1 200 "), answer[:100]
+
+    def close(self) -> None:
+        """Hang up (a test that failed half-way): the worker sees the end and moves on."""
+        self.sock.close()
 
 
 @pytest.fixture()
@@ -109,24 +192,54 @@ def gunicorn_config(provisioned, tmp_path):
 def _redeem(url: str, code: str) -> requests.Response:
     return requests.post(url + "/api/v1/token", headers={"Connection": "close"}, data={
         "grant_type": "authorization_code", "code": code, "redirect_uri": OPENDID_REDIRECT,
-        "client_id": "opendid-client", "client_secret": SECRET})
+        "client_id": "opendid-client", "client_secret": SECRET}, timeout=30)
 
 
 def test_gunicorn_workers_share_logins_and_codes_survive_a_restart(gunicorn_config, wallet,
                                                                    chain):
+    """Each step of one login is served by the other worker than the step before: a blocker
+    occupies one worker while a step runs, then the next blocker takes the worker that served
+    it. The login and the code redemption succeed anyway, so no step relied on a worker's
+    memory. Then a code issued before a restart is redeemed after it."""
     config, instance, port = gunicorn_config
     server = Gunicorn(config, instance, port).start()
+    assert len(server.workers) == 2
+    driver = LoginDriver(server.url, wallet, chain)
+    driver.http.headers["Connection"] = "close"  # a new connection for every request
+    answers: dict[str, requests.Response] = {}
+    steps: list[tuple[str, Callable[[], Any]]] = [
+        ("authorize", lambda: answers.setdefault("authorize", driver.authorize(**CODE))),
+        ("wallet session", lambda: answers.setdefault("session", driver.open_session())),
+        ("credential request", driver.fetch_request),
+        ("credential", lambda: answers.setdefault("credential", driver.submit())),
+        ("token", lambda: answers.setdefault("token", _redeem(
+            server.url, result_params(answers["credential"].headers["Location"])["code"]))),
+    ]
+    served_by: list[int] = []
+    blockers: list[Blocker] = []
     try:
-        for _ in range(3):
-            driver = LoginDriver(server.url, wallet, chain)
-            driver.http.headers["Connection"] = "close"  # new connection, any worker
-            code = driver.login(**CODE)["code"]
-            response = _redeem(server.url, code)
-            assert response.status_code == 200, response.text
+        blockers.append(Blocker(server))
+        for name, step in steps:
+            step()
+            assert blockers[-1].still_held(), f"{name}: the blocked worker was free meanwhile"
+            served_by.append(*(server.workers - {blockers[-1].worker}))
+            blockers.append(Blocker(server))  # only the worker that served the step is free
+            assert blockers[-1].worker == served_by[-1]
+            blockers[-2].finish()
+        blockers[-1].finish()
+        assert answers["authorize"].status_code == 302
+        assert answers["session"].status_code == 200, answers["session"].text
+        assert answers["credential"].status_code == 204, answers["credential"].text
+        assert answers["token"].status_code == 200, answers["token"].text
+        assert set(served_by) == server.workers
+        assert all(a != b for a, b in itertools.pairwise(served_by)), served_by
+
         last = LoginDriver(server.url, wallet, chain)
         last.http.headers["Connection"] = "close"
         pending = last.login(**CODE)["code"]
     finally:
+        for blocker in blockers:
+            blocker.close()
         server.stop()
     server = Gunicorn(config, instance, port).start()
     try:

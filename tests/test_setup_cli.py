@@ -1,6 +1,9 @@
 """`opendid setup` and `opendid devchain provision` through the real CLI on the dev chain."""
 
+import json
+import re
 import stat
+from pathlib import Path
 
 import pytest
 import yaml
@@ -28,8 +31,50 @@ def _setup(chain_url, payer_path, out, env=None):
     return CliRunner().invoke(main, args, env=env or {}, catch_exceptions=False)
 
 
+def payer_secret_forms(mnemonic: str) -> dict[str, re.Pattern[bytes]]:
+    """The mnemonic as written, its words in order with any separators (a JSON list, one word a
+    line, other case), and the secret key it derives, in hex with or without 0x."""
+    words = mnemonic.split()
+    in_order = rb"\W+".join(re.escape(word.encode()) for word in words)
+    secret = sr25519_keypair(mnemonic).private_key.hex().encode()
+    return {"mnemonic": re.compile(re.escape(mnemonic.encode())),
+            "mnemonic words in order": re.compile(in_order, re.IGNORECASE),
+            "secret key": re.compile(re.escape(secret), re.IGNORECASE)}
+
+
+def assert_payer_secret_nowhere(mnemonic: str, out: Path, *texts: str) -> None:
+    """The payer only pays: its mnemonic ends up in no file `setup` wrote and in no output."""
+    written = [p for p in out.rglob("*") if p.is_file()]
+    assert written, "setup wrote nothing to scan"
+    places = {str(p): p.read_bytes() for p in written}
+    places.update({f"output {i}": text.encode() for i, text in enumerate(texts)})
+    for name, form in payer_secret_forms(mnemonic).items():
+        leaks = [place for place, data in places.items() if form.search(data)]
+        assert not leaks, f"the payer's secret ({name}) is in {leaks}"
+
+
+def test_the_payer_secret_scan_finds_every_form(tmp_path):
+    """The scan above must see the secret however a leak would spell it."""
+    mnemonic = DidKeys.generate().mnemonic
+    spellings = [mnemonic, json.dumps(mnemonic.split()), "\n".join(mnemonic.upper().split()),
+                 "0x" + sr25519_keypair(mnemonic).private_key.hex()]
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    (clean / "config.yaml").write_text("issuer: x\n")
+    assert_payer_secret_nowhere(mnemonic, clean, "DID created")
+    for index, spelled in enumerate(spellings):
+        folder = tmp_path / str(index)
+        (folder / "nested").mkdir(parents=True)
+        (folder / "config.yaml").write_text("issuer: x\n")
+        (folder / "nested" / "leak.txt").write_text(f"k: {spelled}\n")
+        with pytest.raises(AssertionError, match="payer's secret"):
+            assert_payer_secret_nowhere(mnemonic, folder)
+        with pytest.raises(AssertionError, match="payer's secret"):
+            assert_payer_secret_nowhere(mnemonic, clean, f"log: {spelled}")
+
+
 def test_setup_creates_the_did_and_writes_a_loadable_config(chain, chain_url, payer_file,
-                                                            tmp_path):
+                                                            tmp_path, caplog):
     path, payer = payer_file
     fund(chain, payer.ss58_address)
     out = tmp_path / "svc"
@@ -44,20 +89,22 @@ def test_setup_creates_the_did_and_writes_a_loadable_config(chain, chain_url, pa
     assert config.oidc_issuer == "https://login.example.org"
     for name in ("config.yaml", "secrets.json"):
         assert stat.S_IMODE((out / name).stat().st_mode) == 0o600
-    assert path.read_text().strip() not in (out / "config.yaml").read_text().split("//")[0]
+    assert_payer_secret_nowhere(path.read_text().strip(), out, result.output, caplog.text)
 
     again = _setup(chain_url, path, out)
     assert again.exit_code == 0, again.output
     assert "reused" in again.output
+    assert_payer_secret_nowhere(path.read_text().strip(), out, again.output, caplog.text)
     assert yaml.safe_load((out / "config.yaml").read_text())["wellKnownDid"]["did"] == (
         config.wellKnownDid.did)
 
 
-def test_setup_reads_the_payer_from_the_environment(chain, chain_url, tmp_path):
+def test_setup_reads_the_payer_from_the_environment(chain, chain_url, tmp_path, caplog):
     mnemonic = DidKeys.generate().mnemonic
     fund(chain, sr25519_keypair(mnemonic).ss58_address)
     result = _setup(chain_url, None, tmp_path / "env", env={"OPENDID_PAYER_MNEMONIC": mnemonic})
     assert result.exit_code == 0, result.output
+    assert_payer_secret_nowhere(mnemonic, tmp_path / "env", result.output, caplog.text)
 
 
 def test_setup_refuses_an_unfunded_payer(chain_url, payer_file, tmp_path):
@@ -119,9 +166,12 @@ def test_devchain_command_starts_answers_and_stops_on_ctrl_c():
 
     from opendid.devtools.devchain import PROJECT_ROOT, free_port
     port = free_port()
+    # Ctrl-C as in a terminal: a suite started in the background (`make test &`, CI) passes on
+    # an ignored SIGINT, and Python then never raises KeyboardInterrupt
     process = subprocess.Popen([sys.executable, "-m", "opendid.cli", "devchain", "--port",
                                 str(port)], cwd=PROJECT_ROOT, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
+                               stderr=subprocess.STDOUT, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         line = ""
         deadline = time.monotonic() + 120
@@ -131,7 +181,7 @@ def test_devchain_command_starts_answers_and_stops_on_ctrl_c():
         body = {"jsonrpc": "2.0", "id": 1, "method": "system_chain", "params": []}
         assert requests.post(f"http://127.0.0.1:{port}", json=body, timeout=5).ok
         process.send_signal(signal.SIGINT)
-        assert "dev chain stopped" in process.communicate(timeout=30)[0]
+        assert "dev chain stopped" in process.communicate(timeout=60)[0]
         assert process.returncode == 0
         try:
             requests.post(f"http://127.0.0.1:{port}", json=body, timeout=2)

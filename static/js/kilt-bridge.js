@@ -31,14 +31,24 @@
       .map((key) => ({ key: key, name: String(window.kilt[key].name || key) }));
   }
 
+  // htmx queues a request behind any request still running from the same source element and
+  // resolves the queued call's promise at once. Without a source every htmx.ajax call shares
+  // <body>: a wallet list refreshed by a late extension would hold back (or drop) a progress
+  // or failure swap. Each panel is its own source, so its swaps land in the order awaited.
+  function swapInto(selector, verb, path, values) {
+    return htmx.ajax(verb, path, {
+      source: selector,
+      target: selector,
+      swap: "innerHTML",
+      values: values,
+    });
+  }
+
   let listTimer = null;
   function showWallets() {
     panel.setAttribute("aria-busy", "false");
-    return htmx.ajax("POST", "/login/wallets", {
-      target: "#wallets",
-      swap: "innerHTML",
-      values: { wallets: JSON.stringify(walletsFound()), mode: mode },
-    });
+    return swapInto("#wallets", "POST", "/login/wallets",
+                    { wallets: JSON.stringify(walletsFound()), mode: mode });
   }
   function scheduleWallets(delay) {
     clearTimeout(listTimer);
@@ -51,17 +61,13 @@
 
   // -- partials ------------------------------------------------------------------------------
   function progress(step) {
-    return htmx.ajax("GET", "/login/progress?" + new URLSearchParams({ step: step, mode: mode }), {
-      target: "#progress",
-      swap: "innerHTML",
-    });
+    return swapInto("#progress", "GET",
+                    "/login/progress?" + new URLSearchParams({ step: step, mode: mode }));
   }
 
   async function showFailure(reason, detail) {
-    await htmx.ajax("GET", "/login/failure?" + new URLSearchParams({ reason: reason, detail: detail || "" }), {
-      target: "#progress",
-      swap: "innerHTML",
-    });
+    await swapInto("#progress", "GET",
+                   "/login/failure?" + new URLSearchParams({ reason: reason, detail: detail || "" }));
     const title = document.getElementById("failure-title");
     if (title) title.focus();
   }
