@@ -5,6 +5,7 @@ check lets the presentation through. Pinned by `make mutation` (docs/mutation.md
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -189,3 +190,16 @@ def test_the_reason_names_the_last_check_that_failed(chain, provisioned, wallet)
                                                    requiredProperties=["Email", "Phone", "Fax"])])
     with refused("the credential's attester is not trusted by this application"):
         match_requirements(verified, [_requirement(provisioned)])
+
+
+@pytest.mark.parametrize("unfit", [
+    {"ctype_hash": "0x" + "ab" * 32},
+    {"attester": DidKeys.from_mnemonic("bottom drive obey lake curtain smoke basket hold race "
+                                       "lonely fit walk").did},
+    {"properties": {}},
+])
+def test_a_credential_that_does_not_fit_is_skipped_for_the_next_one(chain, provisioned, wallet,
+                                                                     unfit):
+    """One requirement, two credentials: the first fails one rule, the second meets them all."""
+    (real,) = _verify(chain, _present(wallet))
+    assert match_requirements([replace(real, **unfit), real], [_requirement(provisioned)]) is real
