@@ -9,6 +9,7 @@ with `-x`, so tests that need no chain run first and a mutant they kill costs no
 
     python -m opendid.devtools.mutation run [MUTANT_GLOB ...]   # fresh run (deletes mutants/)
     python -m opendid.devtools.mutation run --survivors          # re-test the last survivors
+    python -m opendid.devtools.mutation run --focus stable       # 3 modules, focused tests
     python -m opendid.devtools.mutation summary                  # per-module table + survivors
 """
 
@@ -42,8 +43,14 @@ COLUMNS = ("killed", "timeout", "survived", "no tests", "not checked", "other")
 
 
 @pytest.hookimpl(trylast=True)
-def pytest_collection_modifyitems(items: list[Any]) -> None:
-    """Chain-free tests first (a stable sort: otherwise the collected order)."""
+def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
+    """Only the OPENDID_MUTATION_TESTS files when set; chain-free tests first (a stable sort)."""
+    focus = [f for f in os.environ.get("OPENDID_MUTATION_TESTS", "").split(",") if f]
+    if focus:
+        dropped = [i for i in items if not i.nodeid.startswith(tuple(focus))]
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+            items[:] = [i for i in items if i.nodeid.startswith(tuple(focus))]
     items.sort(key=lambda item: bool(CHAIN_FIXTURES & set(getattr(item, "fixturenames", ()))))
 
 
@@ -53,8 +60,22 @@ def survivors() -> list[str]:
             if STATUS.get(code) in ("survived", "no tests")]
 
 
-def run(mutants: list[str], keep: bool) -> int:
-    """A mutmut run against one fresh dev chain; prints the summary; mutmut's exit code."""
+# `run --focus stable`: the modules no other work is changing, with the tests that pin them
+# without an OpenDID server (a mutant then costs one chain client, not a server and a login).
+FOCUS = {
+    "stable": (["opendid.kilt.verification*", "opendid.kilt.credentials*",
+                "opendid.store.onetime*"],
+               ["tests/test_verification.py", "tests/test_verification_checks.py",
+                "tests/test_credentials_and_messages.py", "tests/test_credential_checks.py",
+                "tests/test_onetime_store.py"]),
+}
+
+
+def run(mutants: list[str], keep: bool, tests: list[str] | None = None) -> int:
+    """A mutmut run against one fresh dev chain; prints the summary; mutmut's exit code.
+
+    `tests`: only these test files (OPENDID_MUTATION_TESTS); a fresh run, since mutmut's cached
+    results do not know which tests they came from."""
     if not keep:
         shutil.rmtree(MUTANTS, ignore_errors=True)
     mutmut = Path(sys.executable).with_name("mutmut")
@@ -64,7 +85,8 @@ def run(mutants: list[str], keep: bool) -> int:
     with tempfile.TemporaryDirectory(prefix="opendid-mutation-") as provisioned, \
             DevChain(log_file=output / "chopsticks-mutation.log") as chain:
         env = dict(os.environ, OPENDID_CHAIN_URL=chain.url, OPENDID_PROVISIONED=provisioned,
-                   OPENDID_SHARED=str(shared_dir()), OPENDID_CHAIN_TIMEOUT="60")
+                   OPENDID_SHARED=str(shared_dir()), OPENDID_CHAIN_TIMEOUT="60",
+                   OPENDID_MUTATION_TESTS=",".join(tests or []))
         code = subprocess.run([str(mutmut), "run", *mutants], cwd=PROJECT_ROOT, env=env,
                               check=False).returncode
     minutes = (time.monotonic() - started) / 60
@@ -121,15 +143,17 @@ def main() -> None:
     commands.add_parser("summary", help="print the per-module table from mutants/")
     run_parser.add_argument("--survivors", action="store_true",
                             help="keep mutants/ and re-test only the mutants that survived")
+    run_parser.add_argument("--focus", choices=sorted(FOCUS),
+                            help="a module group with its focused test selection")
     args = parser.parse_args()
     if args.command == "run":
-        if args.survivors:
-            names = survivors()
-            if not names:
+        mutants, tests = FOCUS[args.focus] if args.focus else (args.mutants, None)
+        if args.survivors:  # with the same --focus as the run it follows
+            mutants = survivors()
+            if not mutants:
                 print("no survivors to re-test")
                 return
-            sys.exit(run(names, keep=True))
-        sys.exit(run(args.mutants, args.keep))
+        sys.exit(run(mutants, keep=args.keep or args.survivors, tests=tests))
     print(summary())
 
 
