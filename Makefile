@@ -38,8 +38,9 @@ bench: deps
 	$(PY) -m opendid.bench logins
 
 # Mutation testing of the security-critical modules (docs/mutation.md); not part of `make test`.
-# A fresh run; MUTANTS='opendid.store.onetime*' narrows it, MUTATION_ARGS=--survivors re-tests
-# the last survivors. Prints the per-module table (`$(PY) -m opendid.devtools.mutation summary`).
+# A fresh run; MUTANTS="'opendid.store.onetime*'" narrows it; MUTATION_ARGS="--focus stable"
+# runs verification/credentials/onetime with their focused tests; MUTATION_ARGS=--survivors
+# re-tests the last survivors. Prints the per-module table (`... -m opendid.devtools.mutation summary`).
 MUTANTS ?=
 MUTATION_ARGS ?=
 mutation: $(VENV)/.installed node_modules/.installed

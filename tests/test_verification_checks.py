@@ -203,3 +203,14 @@ def test_a_credential_that_does_not_fit_is_skipped_for_the_next_one(chain, provi
     """One requirement, two credentials: the first fails one rule, the second meets them all."""
     (real,) = _verify(chain, _present(wallet))
     assert match_requirements([replace(real, **unfit), real], [_requirement(provisioned)]) is real
+
+
+@pytest.mark.parametrize(("signature", "reason"), [
+    ("0xzz", "signature is not valid hex"),
+    ("abcd", "signature must be a 0x-prefixed hex string"),
+])
+def test_a_signature_that_is_not_hex_is_refused_naming_it(chain, wallet, signature, reason):
+    data = _present(wallet)
+    data["claimerSignature"]["signature"] = signature
+    with refused(f"claimer signature: {reason}"):
+        _verify(chain, data)
