@@ -214,3 +214,17 @@ def test_a_signature_that_is_not_hex_is_refused_naming_it(chain, wallet, signatu
     data["claimerSignature"]["signature"] = signature
     with refused(f"claimer signature: {reason}"):
         _verify(chain, data)
+
+
+def test_a_signature_by_another_did_is_refused_naming_it(chain, provisioned, wallet):
+    other = DidKeys.from_mnemonic(provisioned["attester"]["mnemonic"])
+    data = make_presentation(_held(wallet, TRUSTED), other.authentication_key_uri.uri,
+                             other.authentication.sign, CHALLENGE)
+    with refused("the credential is signed by another DID than its owner"):
+        _verify(chain, data)
+
+
+def test_a_key_uri_that_is_not_one_is_refused_naming_it(chain, wallet):
+    data = _present(wallet, key_uri="did:kilt:not-an-address#0x00")
+    with pytest.raises(CredentialInvalid, match=r"^claimer signature: "):
+        _verify(chain, data)
