@@ -228,3 +228,16 @@ def test_a_key_uri_that_is_not_one_is_refused_naming_it(chain, wallet):
     data = _present(wallet, key_uri="did:kilt:not-an-address#0x00")
     with pytest.raises(CredentialInvalid, match=r"^claimer signature: "):
         _verify(chain, data)
+
+
+def test_a_claim_owner_that_is_not_a_full_did_is_refused_naming_it(chain, provisioned, wallet):
+    """Integrity holds (the owner string is hashed like any other), but it names no full DID."""
+    credential = make_credential(provisioned["ctype"], {"Email": "x@example.org"},
+                                 "did:kilt:light-not-full")
+    with pytest.raises(CredentialInvalid, match=r"^claim owner: "):
+        _verify(chain, _present_credential(wallet, credential))
+
+
+def _present_credential(wallet: Wallet, credential: Credential) -> dict[str, Any]:
+    return make_presentation(credential, wallet.keys.authentication_key_uri.uri,
+                             wallet.keys.authentication.sign, CHALLENGE)
