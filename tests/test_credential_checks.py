@@ -21,7 +21,7 @@ from opendid.kilt.credentials import (
     verify_data_integrity,
 )
 from opendid.kilt.encoding import blake2b_256, from_hex, to_hex
-from opendid.kilt.errors import CredentialInvalid, InvalidMessage
+from opendid.kilt.errors import CredentialInvalid, InvalidHex, InvalidMessage
 from opendid.kilt.keys import DidKeys
 
 
@@ -192,3 +192,33 @@ def test_a_legitimation_without_a_root_hash_is_refused(vectors, legitimation):
     data["legitimations"] = [legitimation]
     with refused("a legitimation has no rootHash"):
         verify_data_integrity(parse_presentation(data))
+
+
+@pytest.mark.parametrize(("field", "reason"), [
+    ("legitimations", "legitimation root hash must be 32 bytes, got 1"),
+    ("delegationId", "delegation id must be 32 bytes, got 1"),
+])
+def test_a_short_legitimation_or_delegation_id_is_refused_naming_it(vectors, field, reason):
+    data = _with_legitimation_and_delegation(vectors)
+    data[field] = [{"rootHash": "0x12"}] if field == "legitimations" else "0x12"
+    with refused(reason):
+        verify_data_integrity(parse_presentation(data))
+
+
+def test_signing_data_refuses_a_short_root_or_a_bad_hex_challenge():
+    with pytest.raises(InvalidHex, match=r"^root hash must be 32 bytes, got 1$"):
+        signing_data("0x12", None)
+    with pytest.raises(InvalidHex, match=r"^challenge is not valid hex$"):
+        signing_data("0x" + "11" * 32, "0xzz")
+
+
+def test_hidden_properties_lose_their_nonce_and_the_challenge_is_stated(vectors):
+    keys = _keys(vectors)
+    case = vectors["credential"]["rich"]
+    data = make_presentation(Credential(case["credential"]), keys.authentication_key_uri.uri,
+                             keys.authentication.sign, "0xabcd", selected=["age"])
+    kept = {s["digest"]: s["nonce"] for s in case["statements"]
+            if s["statement"].startswith(('{"@id"', '{"kilt:ctype:')) and
+            (s["statement"].startswith('{"@id"') or s["statement"].endswith('#age":42}'))}
+    assert data["claimNonceMap"] == kept
+    assert data["claimerSignature"]["challenge"] == "0xabcd"

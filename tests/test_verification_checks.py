@@ -241,3 +241,11 @@ def test_a_claim_owner_that_is_not_a_full_did_is_refused_naming_it(chain, provis
 def _present_credential(wallet: Wallet, credential: Credential) -> dict[str, Any]:
     return make_presentation(credential, wallet.keys.authentication_key_uri.uri,
                              wallet.keys.authentication.sign, CHALLENGE)
+
+
+def test_a_revoked_or_unattested_credential_is_refused_naming_it(chain, provisioned, wallet):
+    with refused("the credential's attestation has been revoked"):
+        _verify(chain, _present(wallet, "Email (revoked)"))
+    fresh = make_credential(provisioned["ctype"], {"Email": "never@example.org"}, wallet.did)
+    with refused("the credential is not attested on chain"):
+        _verify(chain, _present_credential(wallet, fresh))
