@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: test demo lint bench clean deps chromium
+.PHONY: test demo lint bench clean deps chromium mutation
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,5 +37,14 @@ bench: deps
 	$(PY) -m opendid.bench chain
 	$(PY) -m opendid.bench logins
 
+# Mutation testing of the security-critical modules (docs/mutation.md); not part of `make test`.
+# A fresh run; MUTANTS="'opendid.store.onetime*'" narrows it; MUTATION_ARGS="--focus stable"
+# runs verification/credentials/onetime with their focused tests; MUTATION_ARGS=--survivors
+# re-tests the last survivors. Prints the per-module table (`... -m opendid.devtools.mutation summary`).
+MUTANTS ?=
+MUTATION_ARGS ?=
+mutation: $(VENV)/.installed node_modules/.installed
+	$(PY) -m opendid.devtools.mutation run $(MUTATION_ARGS) $(MUTANTS)
+
 clean:
-	rm -rf $(VENV) node_modules test-output instance/dev
+	rm -rf $(VENV) node_modules test-output instance/dev mutants

@@ -2,7 +2,9 @@
 
 The dev chain is started once per test session on a free port, or taken from
 OPENDID_CHAIN_URL. It is provisioned by the project's own provisioning code with the vectors'
-mnemonics, so live reads can be compared with `chain-storage.json`.
+mnemonics, so live reads can be compared with `chain-storage.json`. With OPENDID_PROVISIONED
+(a folder) the first session provisions into it and later sessions on the same chain reuse it:
+`make mutation` runs one pytest session per mutant against one chain.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import yaml
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from opendid.application import create_app
-from opendid.devtools.devchain import PROJECT_ROOT, DevChain
+from opendid.devtools.devchain import PROJECT_ROOT, DevChain, shared_dir
 from opendid.devtools.login_driver import LoginDriver
 from opendid.devtools.provision import Identities, provision
 from opendid.devtools.wallet import Wallet
@@ -29,7 +31,7 @@ from opendid.kilt.chain import ChainClient
 from opendid.kilt.extrinsics import attest
 from opendid.kilt.keys import DidKeys, sr25519_keypair
 
-VECTORS = PROJECT_ROOT.parent / "shared" / "kilt" / "vectors"
+VECTORS = shared_dir() / "kilt" / "vectors"
 OUTPUT = PROJECT_ROOT / "test-output"
 
 
@@ -76,6 +78,12 @@ def provisioned(chain: ChainClient, tmp_path_factory: pytest.TempPathFactory) ->
 
     Also attests the vectors' own email credential, so its attestation can be read back.
     """
+    reuse = os.environ.get("OPENDID_PROVISIONED")
+    saved = Path(reuse) / "provisioned.json" if reuse else None
+    if saved and saved.exists():
+        earlier: dict[str, Any] = json.loads(saved.read_text())
+        if earlier["chain"] == chain.url:
+            return earlier
     state = load_vector("provisioned-state.json")
     ids = Identities(
         payer=state["payment"]["mnemonic"],
@@ -86,7 +94,8 @@ def provisioned(chain: ChainClient, tmp_path_factory: pytest.TempPathFactory) ->
         web3name=state["verification"]["web3name"],
         email="some@example.org",
     )
-    out = tmp_path_factory.mktemp("provisioned")
+    out = Path(reuse) if reuse else tmp_path_factory.mktemp("provisioned")
+    out.mkdir(parents=True, exist_ok=True)
     result = provision(chain, out, ids, "http://localhost:3001",
                        ["http://localhost:1606/callback"])
     vector_credential = load_vector("credential.json")["email"]["credential"]
@@ -94,6 +103,8 @@ def provisioned(chain: ChainClient, tmp_path_factory: pytest.TempPathFactory) ->
            vector_credential["rootHash"], vector_credential["claim"]["cTypeHash"])
     result["out"] = str(out)
     result["vectorCredential"] = vector_credential
+    if saved:
+        saved.write_text(json.dumps(result))
     return result
 
 

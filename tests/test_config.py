@@ -10,11 +10,11 @@ from click.testing import CliRunner
 
 from opendid.cli import main
 from opendid.config import ConfigError, load_config
-from opendid.devtools.devchain import PROJECT_ROOT
+from opendid.devtools.devchain import shared_dir
 from opendid.kilt.crypto import x25519_public_key
 from opendid.store.clients import client_secret_matches
 
-SAMPLE = PROJECT_ROOT.parent / "shared" / "docs" / "config-sample.yaml"
+SAMPLE = shared_dir() / "docs" / "config-sample.yaml"
 
 
 def sample() -> dict:

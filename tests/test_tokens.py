@@ -9,13 +9,13 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from joserfc import jwk, jwt
 
 from opendid.config import Config
-from opendid.devtools.devchain import PROJECT_ROOT
+from opendid.devtools.devchain import shared_dir
 from opendid.login.identity import Identity
 from opendid.oidc.keys import KeyRing
 from opendid.oidc.tokens import TokenService
 from opendid.store.clients import ClientRecord
 
-SAMPLE = PROJECT_ROOT.parent / "shared" / "docs" / "config-sample.yaml"
+SAMPLE = shared_dir() / "docs" / "config-sample.yaml"
 IDENTITY = Identity("did:kilt:4rjJKb7pwS6MMqtyy2bwu9T3UjKWH76UWTBZXKnWBcQqTh6H", "someone",
                     {"Email": "a@b.c"}, 1)
 

@@ -32,13 +32,35 @@ class DevChainError(RuntimeError):
     """The dev chain could not be installed or started."""
 
 
+def find_shared() -> Path | None:
+    """The development-only `shared` folder (SDK vectors, chain spec): `OPENDID_SHARED`, else
+    the nearest `shared/` beside the project root or one of its ancestors (mutation testing
+    runs the tests from a copy in `mutants/`). None when absent: the product never needs it."""
+    configured = os.environ.get("OPENDID_SHARED")
+    if configured:
+        return Path(configured)
+    for folder in PROJECT_ROOT.parents:
+        if (folder / "shared" / "kilt").is_dir():
+            return folder / "shared"
+    return None
+
+
+def shared_dir() -> Path:
+    """`find_shared()` for the tests, which cannot run without the vectors."""
+    found = find_shared()
+    if found is None:
+        raise FileNotFoundError("no shared/kilt folder beside the project; set OPENDID_SHARED")
+    return found
+
+
 def chain_spec() -> str:
-    """`OPENDID_CHAIN_SPEC`, else ../shared/kilt/peregrine-rilt.json when present, else upstream."""
+    """`OPENDID_CHAIN_SPEC`, else shared/kilt/peregrine-rilt.json when present, else upstream."""
     configured = os.environ.get("OPENDID_CHAIN_SPEC")
     if configured:
         return configured
-    local = PROJECT_ROOT.parent / "shared" / "kilt" / "peregrine-rilt.json"
-    return str(local) if local.exists() else UPSTREAM_CHAIN_SPEC
+    shared = find_shared()
+    local = shared / "kilt" / "peregrine-rilt.json" if shared else None
+    return str(local) if local and local.exists() else UPSTREAM_CHAIN_SPEC
 
 
 def ensure_installed() -> None:
