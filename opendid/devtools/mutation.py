@@ -60,7 +60,7 @@ def survivors() -> list[str]:
             if STATUS.get(code) in ("survived", "no tests")]
 
 
-# `run --focus stable`: the modules no other work is changing, with the tests that pin them
+# `run --focus NAME`: a module group with the tests that pin it
 # without an OpenDID server (a mutant then costs one chain client, not a server and a login).
 FOCUS = {
     "stable": (["opendid.kilt.verification*", "opendid.kilt.credentials*",
@@ -68,6 +68,8 @@ FOCUS = {
                ["tests/test_verification.py", "tests/test_verification_checks.py",
                 "tests/test_credentials_and_messages.py", "tests/test_credential_checks.py",
                 "tests/test_onetime_store.py"]),
+    # the DID-only login token: parsing, claims, signature binding, replay key (offline tests)
+    "didjwt": (["opendid.kilt.didjwt*"], ["tests/test_didjwt.py"]),
 }
 
 
