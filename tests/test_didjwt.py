@@ -4,7 +4,10 @@ to one canonical DID, and single use by what was signed (not by the string recei
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+import re
+import struct
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +20,7 @@ from opendid.kilt.didjwt import (
     check_claims,
     make_did_jwt,
     parse_did_jwt,
+    replay_key,
     signing_data,
     unsigned_did_jwt,
     verify_did_signature,
@@ -223,3 +227,169 @@ def test_a_stray_character_in_any_part_is_a_typed_error(index, character):
     parts[index] = parts[index][:5] + character + parts[index][5:]
     with pytest.raises(DidJwtInvalid):
         parse_did_jwt(".".join(parts))
+
+
+# -- Exact outcomes (written from `make mutation` survivors, docs/mutation.md) ---------------
+# A DidJwtInvalid message is the user's 401 text ("Failed to verify JWT: <message>"), so the
+# messages are compared whole; each test starts from a token that passes every earlier check.
+
+OTHER = DidKeys.from_mnemonic(
+    "legal winner thank year wave sausage worth useful legal winner thank yellow")
+LATER = 2_000_000_000  # a fixed `now` far from the clock, so a test that passes one uses it
+
+
+def refused(message: str, error: type[Exception] = DidJwtInvalid) -> Any:
+    return pytest.raises(error, match=f"^{re.escape(message)}$")
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
+
+
+def with_part(index: int, part: str) -> str:
+    """A valid token with one of its three parts replaced."""
+    parts = token().split(".")
+    parts[index] = part
+    return ".".join(parts)
+
+
+@pytest.mark.parametrize("value, message", [
+    (None, "token must be an ASCII string of at most 8192 characters"),
+    ("a" * 8193, "token must be an ASCII string of at most 8192 characters"),
+    ("é.é.é", "token must be an ASCII string of at most 8192 characters"),
+    ("a" * 8192, "token must have three parts"),  # 8192 is allowed: the next check decides
+    ("a.b", "token must have three parts"),
+])
+def test_the_token_shape_is_refused_with_its_message(value, message):
+    with refused(message):
+        parse_did_jwt(value)
+
+
+@pytest.mark.parametrize("index, part, message", [
+    (0, "!!!!", "the header is not standard padded base64"),
+    (1, "!!!!", "the payload is not standard padded base64"),
+    (2, "!!!!", "the signature part is not standard padded base64"),
+    (0, "e30", "the header is not standard padded base64"),  # `{}` without its padding
+    (1, "YR==", "the payload is not canonical base64"),  # `a`, non-zero bits in the last digit
+    (2, "YR==", "the signature part is not canonical base64"),
+    (0, _b64(b"{"), "the header is not JSON"),
+    (1, _b64(b"\xff{}"), "the payload is not JSON"),
+    (0, _b64(b"[]"), "the header is not a JSON object"),
+    (1, _b64(b"1"), "the payload is not a JSON object"),
+    (1, _b64(b'{"exp": NaN}'), "token JSON may not contain NaN"),
+    (0, _b64(b'{"a": -Infinity}'), "token JSON may not contain -Infinity"),
+    (1, _b64(b'{"iss": "a", "iss": "a"}'), "token JSON repeats a key"),
+    (2, _b64(b"0xzz"),
+     "bad signature or kid: signature is not lowercase hex with an even number of digits"),
+    (2, _b64(b"abcd"), "bad signature or kid: signature must be a 0x-prefixed hex string"),
+])
+def test_each_malformed_part_is_refused_with_its_message(index, part, message):
+    with refused(message):
+        parse_did_jwt(with_part(index, part))
+
+
+def test_a_header_without_a_kid_is_refused_with_its_message():
+    with refused("bad signature or kid: a key URI must be a string"):
+        parse_did_jwt(token(header={"kid": None}))
+
+
+def test_the_parsed_token_is_what_was_signed():
+    raw = token()
+    head, payload, _ = raw.split(".")
+    parsed = parse_did_jwt(raw)
+    assert parsed.header == json.loads(base64.b64decode(head))
+    assert parsed.payload == json.loads(base64.b64decode(payload))
+    assert parsed.header["kid"] == KEYS.authentication_key_uri.uri
+    assert parsed.signing_input == f"{head}.{payload}"
+    assert to_hex(parsed.signature) == base64.b64decode(raw.split(".")[2]).decode()
+
+
+def test_the_unsigned_token_is_compact_json_as_the_login_page_writes_it():
+    """`JSON.stringify` writes no spaces; the signature covers these exact bytes."""
+    unsigned = unsigned_did_jwt({"alg": "EdDSA", "typ": "JWT"}, {"nonce": "n", "exp": 1})
+    head, payload = unsigned.split(".")
+    assert base64.b64decode(head) == b'{"alg":"EdDSA","typ":"JWT"}'
+    assert base64.b64decode(payload) == b'{"nonce":"n","exp":1}'
+
+
+def test_the_replay_key_is_length_prefixed_signing_input_and_raw_signature():
+    """Pinned byte for byte: keys stored before a restart must still refuse their tokens."""
+    parsed = parse_did_jwt(token())
+    signed = parsed.signing_input.encode("ascii")
+    expected = hashlib.sha256(struct.pack(">I", len(signed)) + signed + parsed.signature)
+    assert verify_did_signature(parsed, document()) == expected.hexdigest()
+    assert replay_key(parsed.signing_input, parsed.signature) == expected.hexdigest()
+
+
+@pytest.mark.parametrize("claims, message", [
+    ({"sub": OTHER.did.uri}, "iss and sub must be the same DID"),
+    ({"iss": None, "sub": None}, "iss and sub must be the same DID"),
+    ({"iss": "did:KILT:" + KEYS.did.uri.removeprefix("did:kilt:"),
+      "sub": "did:KILT:" + KEYS.did.uri.removeprefix("did:kilt:")},
+     f"'did:KILT:{KEYS.did.uri.removeprefix('did:kilt:')}' is not a KILT DID "
+     "(expected did:kilt:<address>)"),
+    ({"iss": OTHER.did.uri, "sub": OTHER.did.uri},
+     "the signing key does not belong to the token's DID"),
+    ({"exp": "soon"}, "exp must be a number of seconds"),
+    ({"exp": True}, "exp must be a number of seconds"),
+    ({"nbf": None}, "nbf must be a number of seconds"),
+    ({"exp": 2**53}, "exp is out of range"),
+    ({"exp": float(2**53) * 2}, "exp is out of range"),
+    ({"nbf": -(2**53)}, "nbf is out of range"),
+    ({"nbf": -float(2**53) * 2}, "nbf is out of range"),
+    ({"exp": 2**53 - 1}, "token lifetime exceeds 300 seconds"),  # in range: the next check
+    ({"exp": float(2**53 - 1)}, "token lifetime exceeds 300 seconds"),
+    ({"nonce": "other"}, "nonce does not match the login session"),
+    ({"nonce": 5}, "nonce does not match the login session"),
+])
+def test_each_claim_is_refused_with_its_message(claims, message):
+    with refused(message):
+        check_claims(parse_did_jwt(token(**claims)), NONCE)
+
+
+def test_another_did_named_in_iss_and_sub_is_refused_though_the_kid_signs():
+    """The attacker's own key signs a token naming someone else's DID: the kid decides."""
+    did = OTHER.did.uri
+    forged = parse_did_jwt(token(iss=did, sub=did))
+    verify_did_signature(forged, document())  # a genuine signature by the kid's key
+    with refused("the signing key does not belong to the token's DID"):
+        check_claims(forged, NONCE)
+
+
+@pytest.mark.parametrize("nbf, exp, now, message", [
+    (LATER - 90, LATER - 30, LATER, None),  # expired, but within the clock skew
+    (LATER - 91, LATER - 31, LATER, "token has expired"),
+    (LATER + 30, LATER + 90, LATER, None),  # not yet valid, but within the clock skew
+    (LATER + 31, LATER + 91, LATER, "token is not valid yet"),
+    (LATER, LATER, LATER, None),  # a zero lifetime
+    (LATER, LATER - 1, LATER, "token lifetime exceeds 300 seconds"),  # exp before nbf
+    (LATER + 30, LATER + 330, LATER, None),  # the longest reach: skew plus lifetime
+    (LATER + 29, LATER + 330, LATER, "token lifetime exceeds 300 seconds"),
+    (LATER + 0.5, LATER + 60.5, LATER, None),  # times may be fractional
+])
+def test_the_time_bounds_are_exact_around_the_given_now(nbf, exp, now, message):
+    parsed = parse_did_jwt(token(nbf=nbf, exp=exp))
+    if message is None:
+        check_claims(parsed, NONCE, now=now)
+    else:
+        with refused(message):
+            check_claims(parsed, NONCE, now=now)
+
+
+def test_a_document_of_another_did_is_refused_even_with_the_signing_key():
+    """The signature verifies under the key, but the document is not the kid's DID's."""
+    mixed = DidDocument(did=OTHER.did, authentication=document().authentication,
+                        key_agreement=(), assertion_method=None, capability_delegation=None,
+                        keys=document().keys, last_tx_counter=0)
+    with refused("the DID document is not the kid's DID", InvalidSignature):
+        verify_did_signature(parse_did_jwt(token()), mixed)
+
+
+def test_a_kid_naming_another_key_of_the_did_is_refused_though_the_authentication_key_signs():
+    """Only the authentication key logs in: a kid naming any other key id is refused, even
+    when the signature itself is the authentication key's."""
+    kid = f"{KEYS.did.uri}#0x{'11' * 32}"
+    parsed = parse_did_jwt(token(header={"kid": kid}))
+    check_claims(parsed, NONCE)
+    with refused("the kid is not the DID's authentication key", InvalidSignature):
+        verify_did_signature(parsed, document())
