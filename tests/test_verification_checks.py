@@ -4,6 +4,7 @@ check lets the presentation through. Pinned by `make mutation` (docs/mutation.md
 
 from __future__ import annotations
 
+import copy
 import re
 from dataclasses import replace
 from typing import Any
@@ -114,10 +115,13 @@ def test_a_stated_challenge_other_than_ours_is_refused(chain, wallet):
         _verify(chain, data)
 
 
-def test_the_stated_challenge_is_compared_ignoring_hex_case(chain, wallet):
+def test_the_stated_challenge_in_upper_case_hex_is_refused(chain, wallet):
+    """Hex has one spelling (docs/security.md); the lowercase one verifies."""
     data = _present(wallet)
+    assert _verify(chain, copy.deepcopy(data))[0].owner.uri == wallet.did
     data["claimerSignature"]["challenge"] = CHALLENGE.upper().replace("0X", "0x")
-    assert _verify(chain, data)[0].owner.uri == wallet.did
+    with pytest.raises(CredentialInvalid):
+        _verify(chain, data)
 
 
 def test_a_presentation_without_a_stated_challenge_still_signs_ours(chain, wallet):
@@ -206,7 +210,7 @@ def test_a_credential_that_does_not_fit_is_skipped_for_the_next_one(chain, provi
 
 
 @pytest.mark.parametrize(("signature", "reason"), [
-    ("0xzz", "signature is not valid hex"),
+    ("0xzz", "signature is not lowercase hex with an even number of digits"),
     ("abcd", "signature must be a 0x-prefixed hex string"),
 ])
 def test_a_signature_that_is_not_hex_is_refused_naming_it(chain, wallet, signature, reason):

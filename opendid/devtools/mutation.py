@@ -70,6 +70,10 @@ FOCUS = {
                 "tests/test_onetime_store.py"]),
     # the DID-only login token: parsing, claims, signature binding, replay key (offline tests)
     "didjwt": (["opendid.kilt.didjwt*"], ["tests/test_didjwt.py"]),
+    # codes and tokens by hash, single-use redemption, rotation, revocation (real SQLite, offline)
+    "grants": (["opendid.store.grants*"], ["tests/test_grant_store.py"]),
+    # OpenDID-style and standard token claims, headers and keys (offline)
+    "tokens": (["opendid.oidc.tokens*"], ["tests/test_token_claims.py", "tests/test_tokens.py"]),
 }
 
 
