@@ -96,12 +96,7 @@ def test_serve_reports_config_errors_and_refuses_dev_in_production(tmp_path):
     data["session"].pop("keyUri")
     result = CliRunner().invoke(main, ["serve", "--config", str(write(tmp_path, data))])
     assert result.exit_code != 0 and "session.keyUri" in result.output
-    data = sample()
-    data["production"] = True
-    data["jwt"]["secretKey"] = "x" * 40
-    data["session"]["naclSecretKey"] = "0x" + "11" * 32
-    data["session"]["naclPublicKey"] = "0x" + x25519_public_key(b"\x11" * 32).hex()
-    data["clients"]["example-client"]["clientSecret"] = "y" * 32
+    data = production_sample()
     path = write(tmp_path, data)
     load_config(path)  # strong enough for production
     result = CliRunner().invoke(main, ["serve", "--config", str(path), "--dev"])
@@ -110,12 +105,7 @@ def test_serve_reports_config_errors_and_refuses_dev_in_production(tmp_path):
 
 def test_create_app_refuses_dev_mode_in_production(tmp_path):
     from opendid.application import create_app
-    data = sample()
-    data["production"] = True
-    data["jwt"]["secretKey"] = "x" * 40
-    data["session"]["naclSecretKey"] = "0x" + "11" * 32
-    data["session"]["naclPublicKey"] = "0x" + x25519_public_key(b"\x11" * 32).hex()
-    data["clients"]["example-client"]["clientSecret"] = "y" * 32
+    data = production_sample()
     with pytest.raises(ConfigError, match="dev mode"):
         create_app(write(tmp_path, data), dev=True, instance_path=tmp_path / "i")
 
