@@ -226,3 +226,13 @@ def test_hidden_properties_lose_their_nonce_and_the_challenge_is_stated(vectors)
             (s["statement"].startswith('{"@id"') or s["statement"].endswith('#age":42}'))}
     assert data["claimNonceMap"] == kept
     assert data["claimerSignature"]["challenge"] == "0xabcd"
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_a_property_json_cannot_carry_is_refused_naming_it(vectors, value):
+    """A wallet's message may parse to NaN or Infinity (Python's json accepts them); no SDK can
+    hash such a claim, so it is refused before hashing, with its own message."""
+    data = copy.deepcopy(vectors["credential"]["presentation"]["presentation"])
+    data["claim"]["contents"]["Email"] = value
+    with refused("a claim property cannot be serialised as JSON"):
+        verify_data_integrity(parse_presentation(data))

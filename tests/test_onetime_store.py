@@ -88,3 +88,12 @@ def test_a_fresh_credential_challenge_is_accepted(driver: LoginDriver):
     assert driver.open_session().status_code == 200
     driver.fetch_request()
     assert driver.submit().status_code == 204
+
+
+def test_a_purge_without_a_limit_deletes_at_most_a_thousand(tmp_path):
+    store = _store(tmp_path)
+    for index in range(1001):
+        store.put("challenge", f"k{index}", {}, 60)
+    store.db.connect().execute("UPDATE one_time SET expires_at = 0")
+    assert store.purge() == 1000
+    assert store.purge() == 1
