@@ -171,7 +171,7 @@ def create_app(config: Config | str | os.PathLike[str] | None = None, *, dev: bo
                                   wallet_path=Path(wallet) if wallet else None)
     if config.production:
         _warn_any_attester(services.clients.all())
-    services.provider.init_app(app)
+    services.token_endpoint.init_app(app)
     app.extensions["opendid"] = services
     housekeeper = Housekeeper([services.onetime.purge, services.grants.purge,
                                _session_purge(app, sessions_db)],

@@ -14,7 +14,9 @@ from opendid.kilt.errors import KiltError
 from opendid.login.service import LoginService
 from opendid.oidc.keys import KeyRing
 from opendid.oidc.provider import Provider
+from opendid.oidc.token_endpoint import TokenEndpoint
 from opendid.oidc.tokens import TokenService
+from opendid.oidc.userinfo import UserInfo
 from opendid.store.clients import ClientRecord, ClientStore
 from opendid.store.db import Database
 from opendid.store.grants import GrantStore
@@ -33,6 +35,8 @@ class Services:
     keyring: KeyRing
     tokens: TokenService
     provider: Provider
+    token_endpoint: TokenEndpoint
+    userinfo: UserInfo
     login: LoginService
     dev: bool
     wallet_path: Path | None
@@ -81,5 +85,6 @@ def build_services(config: Config, instance: Path, dev: bool = False,
     return Services(
         config=config, chain=chain, clients=clients, onetime=onetime, grants=grants,
         keyring=keyring, tokens=tokens, provider=Provider(config, clients, grants, tokens),
+        token_endpoint=TokenEndpoint(config, clients, grants, tokens), userinfo=UserInfo(grants),
         login=LoginService(config, chain, onetime), dev=dev, wallet_path=wallet_path,
     )

@@ -393,9 +393,12 @@ AUTHORIZE_VALUES = {
                                      "http://evil.example/"]),
     "response_type": st.sampled_from(["code", "id_token", "id_token token", "token", "CODE"]),
     "code_challenge_method": st.sampled_from(["S256", "plain", "s256"]),
+    "prompt": st.sampled_from(["none", "login", "none login", "consent", "bogus", ""]),
+    "max_age": st.sampled_from(["0", "10000", "-1", "1e3", "\u0661", "9" * 30]),
 }
 AUTHORIZE_PARAMS = ["client_id", "redirect_uri", "response_type", "state", "nonce", "scope",
-                    "code_challenge", "code_challenge_method", "response_mode", "prompt"]
+                    "code_challenge", "code_challenge_method", "response_mode", "prompt",
+                    "max_age", "id_token_hint"]
 
 
 def light_dids() -> st.SearchStrategy[str]:
@@ -555,6 +558,13 @@ def authorize(target: Target, state: State) -> st.SearchStrategy[Req]:
     return bodies("GET", "/api/v1/authorize", query=raw_query(AUTHORIZE_PARAMS, AUTHORIZE_VALUES))
 
 
+def authorize_post(target: Target, state: State) -> st.SearchStrategy[Req]:
+    """The same parameters in a form body (OIDC Core 3.1.2.1), or any other body."""
+    form = st.fixed_dictionaries({}, optional={
+        name: AUTHORIZE_VALUES.get(name, STRINGS) for name in AUTHORIZE_PARAMS})
+    return bodies("POST", "/api/v1/authorize", form=form)
+
+
 def post_challenge(target: Target, state: State) -> st.SearchStrategy[Req]:
     return bodies("POST", "/api/v1/challenge", challenge_bodies(target, state))
 
@@ -649,6 +659,7 @@ def login_started(answer: Answer) -> bool:
 
 ROUTES: dict[tuple[str, str], Endpoint] = {
     ("/api/v1/authorize", "GET"): Endpoint(authorize, ("anon", "login"), login_started),
+    ("/api/v1/authorize", "POST"): Endpoint(authorize_post, ("anon", "login"), login_started),
     ("/api/v1/challenge", "GET"): Endpoint(generic("GET", "/api/v1/challenge"),
                                            ("anon", "login"), ok, moves=False),
     ("/api/v1/challenge", "POST"): Endpoint(post_challenge, ("anon", "login", "challenged")),

@@ -198,15 +198,15 @@ def test_racing_refreshes_one_wins_and_the_reuse_revokes_its_tokens(driver, clie
 def test_the_loser_of_a_rotation_race_revokes_the_grant(driver, opendid):
     """The interleaving the racing test may or may not hit: both requests found the token live,
     one rotated it first; the other's rotation fails, which is a reuse."""
-    provider = opendid.services.provider
+    endpoint = opendid.services.token_endpoint
     tokens = login_tokens(driver, "opendid-client")
-    second = provider._find_refresh(tokens["refresh_token"])
-    won = provider.refresh_opendid(tokens["refresh_token"])
+    second = endpoint.find_refresh(tokens["refresh_token"])
+    won = endpoint.refresh_opendid(tokens["refresh_token"])
     assert won is not None
     assert userinfo_status(driver, won["accessToken"]) == 200
     client = opendid.services.clients.get("opendid-client")
-    identity = provider._refresh_identity(second)
-    assert not provider._rotate(second, client, identity, "openid",
+    identity = endpoint.refresh_identity(second)
+    assert not endpoint._rotate(second, client, identity, "openid",
                                 [("late-access", "access", 60), ("late-refresh", "refresh", 60)])
     assert userinfo_status(driver, won["accessToken"]) == 401
     assert refused(at_api(driver, won["refreshToken"]), "api")

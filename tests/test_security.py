@@ -53,7 +53,7 @@ def test_expired_challenges_are_refused(driver, opendid):
 def test_client_secrets_are_compared_in_constant_time(monkeypatch):
     import hmac
 
-    from opendid.oidc.provider import Client
+    from opendid.oidc.token_endpoint import Client
     from opendid.store.clients import ClientRecord
     calls = []
     real = hmac.compare_digest

@@ -179,7 +179,8 @@ class LoginService:
         if stored is None or stored.get("login") != login_id:
             raise LoginError(400, "Failed to verify credential: the challenge was already used")
         log.info("login %s: verified %s (attester %s)", login_id[:8], owner, match.attester)
-        return Identity(owner.uri, match.web3name, match.properties, int(time.time()))
+        return Identity(owner.uri, match.web3name, match.properties, int(time.time()),
+                        match.root_hash, match.ctype_hash, match.attester.uri)
 
     # -- DID-only login ---------------------------------------------------------------------
 

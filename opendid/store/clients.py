@@ -21,6 +21,8 @@ PUBLIC_CLIENT_ALG = "RS256"
 ADDED_COLUMNS = {
     "response_types": "TEXT",
     "refresh_requires_client_auth": "INTEGER NOT NULL DEFAULT 0",
+    "post_logout_redirect_urls": "TEXT",
+    "claim_map": "TEXT",
 }
 
 
@@ -33,6 +35,10 @@ class ClientRecord:
     id_token_alg: str | None = None
     response_types: tuple[str, ...] | None = None
     refresh_requires_client_auth: bool = False
+    # RP-initiated logout targets; empty: the redirect URLs are accepted
+    post_logout_redirect_urls: list[str] = field(default_factory=list)
+    # standard claim -> credential property; None: the config's default map
+    claim_map: dict[str, str] | None = None
 
     @property
     def is_public(self) -> bool:
@@ -95,18 +101,21 @@ class ClientStore:
             "source": source,
             "response_types": None if types is None else json.dumps(list(types)),
             "refresh_requires_client_auth": int(client.refresh_requires_client_auth),
+            "post_logout_redirect_urls": json.dumps(client.post_logout_redirect_urls),
+            "claim_map": None if client.claim_map is None else json.dumps(client.claim_map),
         }, pk="client_id")
 
     def get(self, client_id: str) -> ClientRecord | None:
         row = self.db.connect().execute(
             "SELECT client_id, client_secret, redirect_urls, requirements, id_token_alg, "
-            "response_types, refresh_requires_client_auth "
+            "response_types, refresh_requires_client_auth, post_logout_redirect_urls, claim_map "
             "FROM clients WHERE client_id = ?", (client_id,)).fetchone()
         if row is None:
             return None
         types = None if row[5] is None else tuple(json.loads(row[5]))
         return ClientRecord(row[0], row[1], json.loads(row[2]), json.loads(row[3]), row[4],
-                            types, bool(row[6]))
+                            types, bool(row[6]), json.loads(row[7] or "[]"),
+                            None if row[8] is None else json.loads(row[8]))
 
     def source(self, client_id: str) -> str | None:
         row = self.db.connect().execute(

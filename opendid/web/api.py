@@ -19,8 +19,9 @@ from flask import (
 from opendid.kilt.dids import parse_full_did
 from opendid.kilt.errors import ChainError, ChainUnavailable, InvalidDid
 from opendid.login.service import LoginError
-from opendid.oidc.provider import AuthorizeError, AuthRequest
+from opendid.oidc.authorize import AuthorizeError, AuthRequest, validate_authorize
 from opendid.store.clients import ClientRecord
+from opendid.web import respond
 from opendid.web.context import current_login, save_login, services
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -35,22 +36,16 @@ def found(location: str) -> Response:
     return Response(status=302, headers={"Location": location})
 
 
-def follow(location: str) -> Response:
-    """204 with the Location the login page navigates to; the login is over."""
-    session.pop("login", None)
-    response = Response(status=204)
-    response.headers["Location"] = location
-    return response
-
-
-@bp.get("/authorize")
+@bp.route("/authorize", methods=["GET", "POST"])
 def authorize() -> Response | tuple[str, int]:
+    """By GET, or by POST with a form body (OIDC Core 3.1.2.1)."""
     svc = services()
     try:
-        auth = svc.provider.validate_authorize(request.args)
+        auth = validate_authorize(svc.clients, request.form if request.method == "POST"
+                                  else request.args)
     except AuthorizeError as exc:
-        if exc.redirect and exc.location:
-            return found(exc.location)
+        if exc.redirect and exc.response:
+            return respond.to_client(exc.response)
         return render_template("error.html", title="This login link is not valid",
                                message=exc.description), 400
     client = svc.provider.client_for(auth)
@@ -112,7 +107,7 @@ def post_credentials() -> Response:
     auth, client = login_client(login)
     identity = svc.login.submit_credential(login["id"], login["credential_challenge"],
                                            client.requirements, request.get_json(silent=True))
-    return follow(svc.provider.complete(auth, client, identity))
+    return respond.after_login(svc.provider.complete(auth, client, identity))
 
 
 @bp.post("/did/<path:token>")
@@ -123,19 +118,19 @@ def did_login(token: str) -> Response:
     svc = services()
     auth, client = login_client(login)
     identity = svc.login.did_login(login["id"], login["did_nonce"], token)
-    return follow(svc.provider.complete(auth, client, identity))
+    return respond.after_login(svc.provider.complete(auth, client, identity))
 
 
 @bp.post("/token")
 def token() -> Response:
-    return services().provider.server.create_token_response()
+    return services().token_endpoint.server.create_token_response()
 
 
 @bp.post("/refresh")
 def refresh() -> Response:
     body = request.get_json(silent=True)
     token = body.get("refreshToken") if isinstance(body, dict) else None
-    result = services().provider.refresh_opendid(token) if isinstance(token, str) else None
+    result = services().token_endpoint.refresh_opendid(token) if isinstance(token, str) else None
     if result is None:
         return text("Invalid token", 401)
     response = jsonify(result)
@@ -147,7 +142,7 @@ def refresh() -> Response:
 def userinfo() -> Response:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
-    claims = services().provider.userinfo(token.strip()) if scheme.lower() == "bearer" else None
+    claims = services().userinfo.claims(token.strip()) if scheme.lower() == "bearer" else None
     if claims is None:
         response = jsonify(error="invalid_token", error_description="Invalid access token")
         response.status_code = 401

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, render_template, request, session
 
 from opendid.login.describe import describe_requirement, failure, steps
-from opendid.oidc.provider import AuthRequest
+from opendid.oidc.authorize import AuthRequest
 from opendid.web import jsonbody
 from opendid.web.context import login_or_none, services
 
@@ -68,6 +68,6 @@ def cancel() -> Response | tuple[str, int]:
     if login is None:
         return render_template("error.html", title="No login in progress",
                                message="There is no login to cancel."), 400
-    location = services().provider.cancel_location(AuthRequest.from_dict(login["request"]))
+    location = services().provider.cancel(AuthRequest.from_dict(login["request"])).location
     session.pop("login", None)
     return Response(status=302, headers={"Location": location})

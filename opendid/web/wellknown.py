@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
+from opendid.oidc.authorize import RESPONSE_MODES
 from opendid.oidc.keys import JWKS_ALGORITHMS
-from opendid.oidc.provider import RESPONSE_MODES, RESPONSE_TYPES
+from opendid.store.clients import RESPONSE_TYPES
 from opendid.web.context import services
 
 bp = Blueprint("wellknown", __name__, url_prefix="/.well-known")
