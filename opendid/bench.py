@@ -91,17 +91,49 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def _rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def bench_logins(total: int, concurrency: int, workers: int, server_log: str | None) -> None:
+def _memory_mib(pid: int) -> dict[str, float]:
+    """RSS, PSS (shared pages split between the processes sharing them) and private memory."""
+    found = {"Rss": 0.0, "Pss": 0.0, "Private_Clean": 0.0, "Private_Dirty": 0.0}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        name, _, rest = line.partition(":")
+        if name in found:
+            found[name] = int(rest.split()[0]) / 1024
+    return {"rss": found["Rss"], "pss": found["Pss"],
+            "private": found["Private_Clean"] + found["Private_Dirty"]}
+
+
+def _endpoint(method: str, url: str) -> str:
+    """A request's route, without ids and tokens in the path."""
+    path = url.split("?", 1)[0].split("#", 1)[0]
+    path = "/" + path.split("://", 1)[-1].split("/", 1)[-1]
+    if path.startswith("/api/v1/did/"):
+        path = "/api/v1/did/<token>"
+    return f"{method} {path}"
+
+
+def _cpus(text: str | None) -> set[int] | None:
+    """`0`, `0,1` or `0-1`: CPU numbers for sched_setaffinity."""
+    if not text:
+        return None
+    chosen: set[int] = set()
+    for part in text.split(","):
+        low, _, high = part.partition("-")
+        chosen.update(range(int(low), int(high or low) + 1))
+    return chosen
+
+
+def bench_logins(total: int, concurrency: int, workers: int, server_log: str | None,
+                 server_cpus: str | None = None, client_cpus: str | None = None) -> None:
     """N complete logins (authorize -> challenge -> credential -> token) under gunicorn."""
     import subprocess
     import sys
+    import threading
     from concurrent.futures import ThreadPoolExecutor
 
     import requests
@@ -111,6 +143,7 @@ def bench_logins(total: int, concurrency: int, workers: int, server_log: str | N
     from opendid.devtools.login_driver import LoginDriver
     from opendid.devtools.wallet import Wallet
 
+    pinned_server, pinned_client = _cpus(server_cpus), _cpus(client_cpus)
     with dev_chain() as url, tempfile.TemporaryDirectory() as tmp:
         client = ChainClient(url)
         port = free_port()
@@ -125,7 +158,20 @@ def bench_logins(total: int, concurrency: int, workers: int, server_log: str | N
              "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
             cwd=PROJECT_ROOT, env=dict(os.environ, OPENDID_INSTANCE=f"{tmp}/instance"),
             stdout=open(server_log, "ab") if server_log else subprocess.DEVNULL,  # noqa: SIM115
-            stderr=subprocess.STDOUT)
+            stderr=subprocess.STDOUT,
+            preexec_fn=(lambda: os.sched_setaffinity(0, pinned_server)) if pinned_server
+            else None)
+        if pinned_client:
+            os.sched_setaffinity(0, pinned_client)
+        by_endpoint: dict[str, list[float]] = {}
+        lock = threading.Lock()
+
+        def record(response: requests.Response, *args: Any, **kwargs: Any) -> None:
+            name = _endpoint(response.request.method or "", response.request.url or "")
+            with lock:
+                by_endpoint.setdefault(name, []).append(
+                    response.elapsed.total_seconds() * 1000)
+
         try:
             for _ in range(200):
                 try:
@@ -140,6 +186,7 @@ def bench_logins(total: int, concurrency: int, workers: int, server_log: str | N
             def one_login(_: int) -> float:
                 started = time.perf_counter()
                 driver = LoginDriver(issuer, wallet, client)
+                driver.http.hooks["response"].append(record)
                 code = driver.login(client_id=state["client"]["id"], redirect_uri=redirect,
                                     response_type="code", scope="openid", state="s",
                                     nonce="n")["code"]
@@ -150,22 +197,34 @@ def bench_logins(total: int, concurrency: int, workers: int, server_log: str | N
                 return (time.perf_counter() - started) * 1000
 
             one_login(0)  # warm up every layer once
+            by_endpoint.clear()
+            processes = [server.pid, *_children(server.pid)]
+            cpu_before = sum(_cpu_seconds(pid) for pid in processes)
             started = time.perf_counter()
             with ThreadPoolExecutor(concurrency) as pool:
                 samples = list(pool.map(one_login, range(total)))
             elapsed = time.perf_counter() - started
-            rss = [(pid, _rss_mib(pid)) for pid in _children(server.pid)]
+            cpu_used = sum(_cpu_seconds(pid) for pid in processes) - cpu_before
+            memory = [(pid, _memory_mib(pid)) for pid in _children(server.pid)]
         finally:
             server.terminate()
             server.wait(timeout=30)
+        where = (f"server on CPUs {server_cpus}, load generator on {client_cpus or 'any'}"
+                 if server_cpus else "server and load generator share every core")
         print(f"{total} logins (authorize -> challenge -> credential -> token), "
               f"{concurrency} concurrent users, gunicorn {workers} workers, dev chain {url}")
-        print("(the Python wallet and HTTP clients share the machine's cores with the server)")
-        print(f"throughput   {total / elapsed:8.2f} logins/s")
-        print(f"latency p50  {statistics.median(samples):8.1f} ms")
-        print(f"latency p95  {percentile(samples, 95):8.1f} ms")
-        for pid, mib in rss:
-            print(f"worker {pid} RSS {mib:6.1f} MiB")
+        print(f"machine: {os.cpu_count()} cores; {where}")
+        print(f"throughput        {total / elapsed:8.2f} logins/s")
+        print(f"latency p50       {statistics.median(samples):8.1f} ms")
+        print(f"latency p95       {percentile(samples, 95):8.1f} ms")
+        print(f"server CPU/login  {cpu_used / total * 1000:8.2f} ms (master + workers)")
+        print(f"{'endpoint':32} {'calls':>6} {'p50 ms':>8} {'p95 ms':>8}")
+        for name, times in sorted(by_endpoint.items()):
+            print(f"{name:32} {len(times):6d} {statistics.median(times):8.1f} "
+                  f"{percentile(times, 95):8.1f}")
+        for pid, mib in memory:
+            print(f"worker {pid}: RSS {mib['rss']:6.1f} MiB, PSS {mib['pss']:6.1f} MiB, "
+                  f"private {mib['private']:6.1f} MiB")
 
 
 def main() -> None:
@@ -179,12 +238,15 @@ def main() -> None:
     logins.add_argument("-k", "--concurrency", type=int, default=8)
     logins.add_argument("-w", "--workers", type=int, default=2)
     logins.add_argument("--server-log", help="append gunicorn's output to this file")
+    logins.add_argument("--server-cpus", help="pin the server to these CPUs (e.g. 0 or 0-1)")
+    logins.add_argument("--client-cpus", help="pin the load generator to these CPUs (e.g. 1)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     if args.what == "chain":
         bench_chain(args.runs)
     else:
-        bench_logins(args.total, args.concurrency, args.workers, args.server_log)
+        bench_logins(args.total, args.concurrency, args.workers, args.server_log,
+                     args.server_cpus, args.client_cpus)
 
 
 if __name__ == "__main__":
