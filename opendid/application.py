@@ -6,23 +6,18 @@ import contextlib
 import fcntl
 import logging
 import os
-from collections.abc import Callable, Iterator
-from datetime import datetime
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from flask import Flask
-from flask_session import Session
-from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import delete, event, select, text
 
 from opendid.config import Config, ConfigError, instance_folder, load_config
 from opendid.kilt.chain import ChainClient
 from opendid.private_files import ensure_private_file, open_private, tighten_dir
 from opendid.services import build_services
 from opendid.store.clients import ClientRecord
-from opendid.store.db import secure_sqlite_file
 from opendid.store.housekeeping import PURGE_INTERVAL, Housekeeper
+from opendid.store.sessions import SqliteSessionInterface
 from opendid.web import api, devwallet, errors, pages, wellknown
 from opendid.web.jsonbody import BoundedJSONProvider
 
@@ -32,19 +27,10 @@ MAX_BODY = 64 * 1024
 logging.getLogger("authlib").setLevel(logging.INFO)
 
 
-def _sqlite_pragmas(connection: Any, _record: Any) -> None:
-    """WAL lets workers read while one writes; NORMAL sync is durable enough for sessions."""
-    cursor = connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.close()
-
-
 @contextlib.contextmanager
 def _exclusive(lock_path: Path) -> Iterator[None]:
-    """An inter-process lock: Flask-Session's create_all is not safe when two processes create
-    the tables of a new database at once (one fails with "table already exists")."""
+    """An inter-process lock: workers start together; one creates and migrates the tables of a
+    new database while the others wait."""
     with os.fdopen(open_private(lock_path), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
@@ -70,24 +56,6 @@ def _session_key(config: Config, instance: Path) -> str:
         tmp.unlink()
     ensure_private_file(path)  # a key an older version left readable by others
     return path.read_text().strip()
-
-
-def _session_purge(app: Flask, sessions_db: SQLAlchemy) -> Callable[[int], int]:
-    """A purge step for Flask-Session's table: up to `limit` expired sessions. (Its own
-    SESSION_CLEANUP_N_REQUESTS deletes every expired row at once on a random request.)"""
-    model = app.session_interface.sql_session_model  # type: ignore[attr-defined]
-
-    def purge(limit: int) -> int:
-        expired = select(model.id).where(model.expiry <= datetime.utcnow()).limit(limit)
-        try:
-            result = sessions_db.session.execute(delete(model).where(model.id.in_(expired)))
-            sessions_db.session.commit()
-        except Exception:
-            sessions_db.session.rollback()
-            raise
-        return int(result.rowcount)  # type: ignore[attr-defined]
-
-    return purge
 
 
 def _warn_any_attester(clients: list[ClientRecord]) -> None:
@@ -139,7 +107,6 @@ def create_app(config: Config | str | os.PathLike[str] | None = None, *, dev: bo
 
     instance = instance_folder(instance_path)
     tighten_dir(instance)
-    secure_sqlite_file(instance / "sessions.db")  # before SQLAlchemy creates it
     app = Flask(__name__, instance_path=str(instance.resolve()),
                 template_folder=str(PROJECT_ROOT / "templates"),
                 static_folder=str(PROJECT_ROOT / "static"))
@@ -147,26 +114,17 @@ def create_app(config: Config | str | os.PathLike[str] | None = None, *, dev: bo
     app.config.update(
         SECRET_KEY=_session_key(config, instance),
         MAX_CONTENT_LENGTH=MAX_BODY,
-        SESSION_TYPE="sqlalchemy",
         SESSION_PERMANENT=True,
+        SESSION_REFRESH_EACH_REQUEST=False,  # written when changed, not on every request
         PERMANENT_SESSION_LIFETIME=config.session.sessionTtl,
         SESSION_COOKIE_NAME="opendid",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=config.production,
-        SESSION_SQLALCHEMY_TABLE="sessions",
-        SESSION_CLEANUP_N_REQUESTS=None,  # the housekeeper below purges sessions
-        SQLALCHEMY_DATABASE_URI=f"sqlite:///{instance.resolve() / 'sessions.db'}",
-        SQLALCHEMY_ENGINE_OPTIONS={"connect_args": {"timeout": 10}},
     )
-    sessions_db = SQLAlchemy(app)
-    with app.app_context():
-        event.listen(sessions_db.engine, "connect", _sqlite_pragmas)
-    app.config["SESSION_SQLALCHEMY"] = sessions_db
     with _exclusive(instance / "init.lock"):  # workers start together: create tables once
-        Session(app)
-        with app.app_context(), sessions_db.engine.begin() as conn:
-            conn.execute(text("CREATE INDEX IF NOT EXISTS sessions_expiry ON sessions (expiry)"))
+        sessions = SqliteSessionInterface(app, instance / "sessions.db")
+        app.session_interface = sessions
         services = build_services(config, instance, dev=bool(dev), chain=chain,
                                   wallet_path=Path(wallet) if wallet else None)
     if config.production:
@@ -174,7 +132,7 @@ def create_app(config: Config | str | os.PathLike[str] | None = None, *, dev: bo
     services.token_endpoint.init_app(app)
     app.extensions["opendid"] = services
     housekeeper = Housekeeper([services.onetime.purge, services.grants.purge,
-                               _session_purge(app, sessions_db)],
+                               sessions.purge],
                               interval=_purge_interval(purge_interval))
     app.extensions["opendid-housekeeper"] = housekeeper
 

@@ -264,8 +264,7 @@ class Target:
         return self.app.extensions["opendid"]
 
     def snapshot(self) -> dict[str, Any]:
-        """Everything a request may change: one-time values, codes, tokens, sessions' data
-        (not their expiry, which every request refreshes)."""
+        """Everything a request may change: one-time values, codes, tokens, sessions' data."""
         state: dict[str, Any] = {}
         with sqlite3.connect(self.instance / "opendid.db") as conn:
             for table in ("one_time", "codes", "tokens"):
@@ -274,7 +273,7 @@ class Target:
         with sqlite3.connect(self.instance / "sessions.db") as conn:
             state["sessions"] = sorted(
                 (sid, json.dumps(serializer.decode(data), sort_keys=True, default=repr))
-                for sid, data in conn.execute("SELECT session_id, data FROM sessions"))
+                for sid, data in conn.execute("SELECT id, data FROM browser_sessions"))
         return state
 
 

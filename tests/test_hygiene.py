@@ -259,7 +259,7 @@ def snapshot(app) -> dict[str, set[str]]:
     rows["codes"] = {r[0] for r in db.execute("SELECT code_hash FROM codes")}
     rows["tokens"] = {r[0] for r in db.execute("SELECT token_hash FROM tokens")}
     with sqlite3.connect(Path(app.instance_path) / "sessions.db") as sessions:
-        rows["sessions"] = {r[0] for r in sessions.execute("SELECT session_id FROM sessions")}
+        rows["sessions"] = {r[0] for r in sessions.execute("SELECT id FROM browser_sessions")}
     return rows
 
 
@@ -269,7 +269,7 @@ def expire_everything(app) -> None:
     for table in ("one_time", "codes", "tokens"):
         db.execute(f"UPDATE {table} SET expires_at = 0")
     with sqlite3.connect(Path(app.instance_path) / "sessions.db") as sessions:
-        sessions.execute("UPDATE sessions SET expiry = '2000-01-01 00:00:00.000000'")
+        sessions.execute("UPDATE browser_sessions SET expires_at = 0")
 
 
 KINDS = {SESSION_CHALLENGE, CREDENTIAL_CHALLENGE, DID_JWT, "codes", "tokens", "sessions"}
