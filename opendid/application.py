@@ -84,6 +84,14 @@ def _purge_interval(given: float | None) -> float:
     return value
 
 
+def close_connections(app: Flask) -> None:
+    """Close this thread's SQLite connections (they reopen on next use): called in gunicorn's
+    master before it forks, since a connection must never be used across a fork."""
+    services = app.extensions["opendid"]
+    services.clients.db.close()
+    app.session_interface.close()  # type: ignore[attr-defined]
+
+
 def create_app(config: Config | str | os.PathLike[str] | None = None, *, dev: bool | None = None,
                instance_path: str | os.PathLike[str] | None = None,
                chain: ChainClient | None = None,

@@ -128,8 +128,35 @@ def _cpus(text: str | None) -> set[int] | None:
     return chosen
 
 
+def _start_profilers(pids: list[int], folder: str | None) -> list[Any]:
+    """py-spy (if installed) sampling each worker during the run: collapsed stacks per worker,
+    for flame graphs or `sort | uniq` analysis."""
+    import shutil
+    import subprocess
+    import sys
+
+    if not folder:
+        return []
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    return [subprocess.Popen([spy, "record", "--pid", str(pid), "--format", "raw", "--rate",
+                              "250", "--output", f"{folder}/worker-{pid}.txt", "--nonblocking"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for pid in pids]
+
+
+def _stop_profilers(profilers: list[Any]) -> None:
+    import signal
+
+    for spy in profilers:
+        spy.send_signal(signal.SIGINT)
+    for spy in profilers:
+        spy.wait(timeout=60)
+
+
 def bench_logins(total: int, concurrency: int, workers: int, server_log: str | None,
-                 server_cpus: str | None = None, client_cpus: str | None = None) -> None:
+                 server_cpus: str | None = None, client_cpus: str | None = None,
+                 profile: str | None = None) -> None:
     """N complete logins (authorize -> challenge -> credential -> token) under gunicorn."""
     import subprocess
     import sys
@@ -199,12 +226,14 @@ def bench_logins(total: int, concurrency: int, workers: int, server_log: str | N
             one_login(0)  # warm up every layer once
             by_endpoint.clear()
             processes = [server.pid, *_children(server.pid)]
+            profilers = _start_profilers(processes[1:], profile)
             cpu_before = sum(_cpu_seconds(pid) for pid in processes)
             started = time.perf_counter()
             with ThreadPoolExecutor(concurrency) as pool:
                 samples = list(pool.map(one_login, range(total)))
             elapsed = time.perf_counter() - started
             cpu_used = sum(_cpu_seconds(pid) for pid in processes) - cpu_before
+            _stop_profilers(profilers)
             memory = [(pid, _memory_mib(pid)) for pid in _children(server.pid)]
         finally:
             server.terminate()
@@ -240,13 +269,15 @@ def main() -> None:
     logins.add_argument("--server-log", help="append gunicorn's output to this file")
     logins.add_argument("--server-cpus", help="pin the server to these CPUs (e.g. 0 or 0-1)")
     logins.add_argument("--client-cpus", help="pin the load generator to these CPUs (e.g. 1)")
+    logins.add_argument("--profile", metavar="DIR",
+                        help="sample each worker with py-spy into DIR (collapsed stacks)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     if args.what == "chain":
         bench_chain(args.runs)
     else:
         bench_logins(args.total, args.concurrency, args.workers, args.server_log,
-                     args.server_cpus, args.client_cpus)
+                     args.server_cpus, args.client_cpus, args.profile)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,9 @@
-"""Running the app under gunicorn from `opendid serve`; each worker builds its own app.
+"""Running the app under gunicorn from `opendid serve`.
+
+The app is built once in the master before forking (`preload_app`), so workers share its code
+and data pages; nothing is connected then: database connections are closed before each fork and
+the chain client connects in each worker after it starts. Workers are `gthread` with keep-alive:
+a client's next request reuses its connection instead of a new TCP handshake and close.
 
 The access log keeps method, path, status and timing, but never a DID-login token (it is in the
 path) nor a redirect's query or fragment (codes, tokens): see `RedactingLogger`.
@@ -16,6 +21,8 @@ from gunicorn.glogging import Logger
 from opendid.redact import RedactingFilter, redact, redact_location
 
 LOGGER_CLASS = "opendid.server.RedactingLogger"
+THREADS = 4  # per worker: requests wait on the chain and SQLite, not only on the CPU
+KEEPALIVE = 5  # seconds an idle client connection stays open
 
 
 class RedactingLogger(Logger):  # type: ignore[misc]
@@ -48,14 +55,26 @@ class OpenDidServer(BaseApplication):  # type: ignore[misc]
     def load(self) -> Any:
         from opendid.application import create_app
 
-        app = create_app(self.config_path, dev=self.dev)
-        app.extensions["opendid"].warm_up()
-        return app
+        return create_app(self.config_path, dev=self.dev)
 
 
-def run(config_path: Path, bind: str, workers: int, dev: bool) -> None:
+def pre_fork(server: Any, worker: Any) -> None:
+    """In the master, before each fork: no SQLite connection may cross a fork."""
+    from opendid.application import close_connections
+
+    close_connections(server.app.wsgi())
+
+
+def post_worker_init(worker: Any) -> None:
+    """In each new worker: connect to the chain now, not on the first login."""
+    worker.wsgi.extensions["opendid"].warm_up()
+
+
+def run(config_path: Path, bind: str, workers: int, dev: bool, threads: int = THREADS) -> None:
     OpenDidServer(config_path, {
         "bind": bind, "workers": workers, "accesslog": "-", "timeout": 30,
+        "worker_class": "gthread", "threads": threads, "keepalive": KEEPALIVE,
+        "preload_app": True, "pre_fork": pre_fork, "post_worker_init": post_worker_init,
         "logger_class": LOGGER_CLASS,
         "forwarded_allow_ips": "127.0.0.1",
         "control_socket_disable": True,  # a global path under ~/.gunicorn, shared by instances

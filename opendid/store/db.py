@@ -74,17 +74,14 @@ def secure_sqlite_file(path: Path) -> None:
             ensure_private_file(side)
 
 
-class Database:
-    """Opens `path` lazily per thread; safe to create before gunicorn forks."""
+class Connections:
+    """One SQLite connection per thread (and per process: never used across a fork), WAL mode;
+    safe to create before gunicorn forks."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         self._local = threading.local()
         secure_sqlite_file(Path(self.path))
-        with self.connect() as conn:
-            conn.executescript(SCHEMA)
-            _migrate(conn)
-            conn.executescript(INDEXES)
 
     def connect(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -95,6 +92,24 @@ class Database:
             conn.execute("PRAGMA synchronous=NORMAL")
             self._local.conn, self._local.pid = conn, os.getpid()
         return conn
+
+    def close(self) -> None:
+        """Close this thread's connection (a new one opens on next use)."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+
+class Database(Connections):
+    """The service's state (`opendid.db`): the schema is created and migrated on open."""
+
+    def __init__(self, path: str | Path) -> None:
+        super().__init__(path)
+        with self.connect() as conn:
+            conn.executescript(SCHEMA)
+            _migrate(conn)
+            conn.executescript(INDEXES)
 
     @property
     def utils(self) -> sqlite_utils.Database:

@@ -8,9 +8,7 @@ writes do not wait for the write lock of the login state in `opendid.db`.
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -18,7 +16,7 @@ from pathlib import Path
 from flask import Flask
 from flask_session.base import ServerSideSession, ServerSideSessionInterface
 
-from opendid.store.db import secure_sqlite_file
+from opendid.store.db import Connections
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS browser_sessions (
@@ -43,23 +41,18 @@ class SqliteSessionInterface(ServerSideSessionInterface):
     ttl = True  # expiry is checked on read; the purge is the housekeeper's, not Flask-Session's
 
     def __init__(self, app: Flask, path: Path) -> None:
-        self.path = str(path)
-        self._local = threading.local()
-        secure_sqlite_file(path)
+        self.connections = Connections(path)
         self._connect().executescript(SCHEMA)
         super().__init__(app, key_prefix="", use_signer=False, permanent=True,
                          sid_length=SESSION_ID_BYTES, serialization_format="msgpack",
                          cleanup_n_requests=None)
 
     def _connect(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None or getattr(self._local, "pid", None) != os.getpid():
-            conn = sqlite3.connect(self.path, timeout=10, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA busy_timeout=10000")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            self._local.conn, self._local.pid = conn, os.getpid()
-        return conn
+        return self.connections.connect()
+
+    def close(self) -> None:
+        """Close this thread's connection (before gunicorn forks)."""
+        self.connections.close()
 
     def _retrieve_session_data(self, store_id: str) -> dict | None:  # type: ignore[type-arg]
         row = self._connect().execute(
