@@ -1,10 +1,11 @@
-# `make test` and `make demo` do all set-up on a fresh machine (Python venv, npm, chromium).
+# `make test` and `make demo` do all set-up on a fresh machine (Python venv, npm, Debian
+# packages: chromium for the browser tests, redis-server for the shared-state tests).
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: test demo lint bench clean deps chromium mutation
+.PHONY: test demo lint bench clean deps debs mutation
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,12 +18,16 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
 
-chromium:
-	@command -v chromium >/dev/null || { \
-	  echo "installing Debian's chromium for the browser tests..."; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+# Debian packages the tests start: each command and the package that provides it
+DEBS := chromium:chromium redis-server:redis-server
+debs:
+	@missing="$$(for pair in $(DEBS); do command -v $${pair%%:*} >/dev/null || echo $${pair#*:}; done)"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages: $$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
 
-deps: $(VENV)/.installed node_modules/.installed chromium
+deps: $(VENV)/.installed node_modules/.installed debs
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check --no-cache .

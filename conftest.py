@@ -26,6 +26,7 @@ from opendid.application import create_app
 from opendid.devtools.devchain import PROJECT_ROOT, DevChain, shared_dir
 from opendid.devtools.login_driver import LoginDriver
 from opendid.devtools.provision import Identities, provision
+from opendid.devtools.redis_server import RedisServer
 from opendid.devtools.wallet import Wallet
 from opendid.kilt.chain import ChainClient
 from opendid.kilt.extrinsics import attest
@@ -63,6 +64,13 @@ def chain_url() -> Iterator[str]:
 # loaded machine chopsticks can take several seconds per block, so it waits as long as it must.
 # Tests that time the client's failure handling build their own clients with short timeouts.
 TEST_CHAIN_TIMEOUT = 120.0
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real redis-server on a free port for the session, torn down after."""
+    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
+        yield server.url
 
 
 @pytest.fixture(scope="session")

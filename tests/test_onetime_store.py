@@ -1,17 +1,27 @@
 """Single-use values (security.md rows 3 and 6): taken once, never after expiry.
 
-The store is tested on a real SQLite database, and its expiry check is tested where a login
-reaches it: the credential challenge is consumed by `take` alone (no `peek` before it)."""
+Each store (SQLite, the embedded default; Redis, for several instances) is tested on the real
+thing, and the expiry check is tested where a login reaches it: the credential challenge is
+consumed by `take` alone (no `peek` before it)."""
 
 from __future__ import annotations
 
+import threading
 import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
+
+import pytest
+from redis import Redis
 
 from conftest import OPENDID_REDIRECT
 from opendid.devtools.login_driver import LoginDriver
 from opendid.store.db import Database
 from opendid.store.onetime import OneTimeStore
+from opendid.store.redis_onetime import RedisOneTimeStore
 
 CODE = {"client_id": "opendid-client", "redirect_uri": OPENDID_REDIRECT, "response_type": "code",
         "scope": "openid", "state": "s", "nonce": "n"}
@@ -26,8 +36,24 @@ def _expire(store: OneTimeStore, key: str) -> None:
                                (time.time() - 1, key))
 
 
-def test_a_value_is_taken_once_and_peeking_does_not_take_it(tmp_path):
-    store = _store(tmp_path)
+Store = OneTimeStore | RedisOneTimeStore
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def backend(request, tmp_path: Path) -> Iterator[tuple[Store, Callable[[str, str], Any]]]:
+    """Each store with a way to expire one of its values (as time would)."""
+    if request.param == "sqlite":
+        store = _store(tmp_path)
+        yield store, lambda kind, key: _expire(store, key)
+        return
+    client = Redis.from_url(request.getfixturevalue("redis_url"))
+    redis_store = RedisOneTimeStore(client, prefix=f"test-{uuid.uuid4().hex}:")
+    yield redis_store, lambda kind, key: client.pexpireat(redis_store._key(kind, key), 1)
+    client.close()
+
+
+def test_a_value_is_taken_once_and_peeking_does_not_take_it(backend):
+    store, _ = backend
     store.put("challenge", "0xab", {"login": "L"}, 60)
     assert store.peek("challenge", "0xab") == {"login": "L"}
     assert store.peek("challenge", "0xab") == {"login": "L"}
@@ -36,28 +62,59 @@ def test_a_value_is_taken_once_and_peeking_does_not_take_it(tmp_path):
     assert store.peek("challenge", "0xab") is None
 
 
-def test_a_value_is_kept_per_kind(tmp_path):
-    store = _store(tmp_path)
+def test_a_value_is_kept_per_kind(backend):
+    store, _ = backend
     store.put("session", "0xab", {"login": "L"}, 60)
     assert store.take("credential", "0xab") is None
     assert store.take("session", "0xab") == {"login": "L"}
 
 
-def test_an_expired_value_is_neither_peeked_nor_taken(tmp_path):
-    store = _store(tmp_path)
+def test_an_expired_value_is_neither_peeked_nor_taken(backend):
+    store, expire = backend
     store.put("challenge", "0xab", {"login": "L"}, 60)
-    _expire(store, "0xab")
+    expire("challenge", "0xab")
     assert store.peek("challenge", "0xab") is None
     assert store.take("challenge", "0xab") is None
 
 
-def test_a_remembered_key_is_refused_the_second_time_until_it_expires(tmp_path):
-    store = _store(tmp_path)
+def test_a_remembered_key_is_refused_the_second_time_until_it_expires(backend):
+    store, expire = backend
     assert store.remember("jwt", "digest", 60)
     assert not store.remember("jwt", "digest", 60)
     assert store.peek("jwt", "digest") is None  # remembered, with a JSON null as its value
-    _expire(store, "digest")
-    assert store.remember("jwt", "digest", 60)  # the expired record was purged first
+    expire("jwt", "digest")
+    assert store.remember("jwt", "digest", 60)  # the expired record does not count
+
+
+def test_an_owners_new_value_replaces_its_previous_one(backend):
+    """One challenge per login however often the page asks: the older one is gone."""
+    store, _ = backend
+    store.put("challenge", "first", {"login": "L"}, 60, owner="L")
+    store.put("challenge", "other", {"login": "M"}, 60, owner="M")
+    store.put("challenge", "second", {"login": "L"}, 60, owner="L")
+    assert store.take("challenge", "first") is None
+    assert store.take("challenge", "second") == {"login": "L"}
+    assert store.take("challenge", "other") == {"login": "M"}
+
+
+def test_of_racing_takes_and_remembers_exactly_one_wins(backend):
+    store, _ = backend
+    store.put("challenge", "raced", {"login": "L"}, 60)
+    start = threading.Barrier(8)
+
+    def take(_: int) -> Any:
+        start.wait()
+        return store.take("challenge", "raced")
+
+    def remember(_: int) -> bool:
+        start.wait()
+        return store.remember("jwt", "raced", 60)
+
+    with ThreadPoolExecutor(8) as pool:
+        taken = list(pool.map(take, range(8)))
+        remembered = list(pool.map(remember, range(8)))
+    assert [t for t in taken if t is not None] == [{"login": "L"}]
+    assert remembered.count(True) == 1
 
 
 def test_purge_removes_only_expired_values(tmp_path):
