@@ -31,6 +31,9 @@ from opendid.devtools.wallet import Wallet
 from opendid.kilt.chain import ChainClient
 from opendid.kilt.extrinsics import attest
 from opendid.kilt.keys import DidKeys, sr25519_keypair
+from opendid.store.grants import digest
+from opendid.store.redis_grants import RedisGrantStore
+from opendid.store.redis_onetime import RedisOneTimeStore
 
 VECTORS = shared_dir() / "kilt" / "vectors"
 OUTPUT = PROJECT_ROOT / "test-output"
@@ -205,6 +208,26 @@ def write_test_config(provisioned: dict[str, Any], path: Path, issuer: str,
     return path
 
 
+def expire_one_time(services: Any, kind: str, key: str) -> None:
+    """Make a one-time value expire, as time would, in whichever store holds it."""
+    store = services.onetime
+    if isinstance(store, RedisOneTimeStore):
+        store.client.pexpireat(store._key(kind, key), 1)
+    else:
+        store.db.connect().execute("UPDATE one_time SET expires_at = 0 WHERE kind = ? AND key = ?",
+                                   (kind, key))
+
+
+def expire_code(services: Any, code: str) -> None:
+    """Make a code expire (its record stays, as a used code's does), in either store."""
+    store = services.grants
+    if isinstance(store, RedisGrantStore):
+        store.client.hset(store._code_key(code), "expires_at", 0)
+    else:
+        store.db.connect().execute("UPDATE codes SET expires_at = 0 WHERE code_hash = ?",
+                                   (digest(code),))
+
+
 @dataclass
 class Opendid:
     """A running OpenDID (in-process, real HTTP) with the files it was made from."""
@@ -221,15 +244,24 @@ class Opendid:
         return self.app.extensions["opendid"]
 
 
+def test_store(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """Config overrides for the state store the session tests: SQLite unless
+    OPENDID_TEST_STORE=redis (`make test` runs the contract and security tests both ways)."""
+    if os.environ.get("OPENDID_TEST_STORE") == "redis":
+        return {"store": {"url": request.getfixturevalue("redis_url")}}
+    return {}
+
+
 @pytest.fixture(scope="session")
-def opendid(provisioned: dict[str, Any],
-            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Opendid]:
+def opendid(provisioned: dict[str, Any], tmp_path_factory: pytest.TempPathFactory,
+            request: pytest.FixtureRequest) -> Iterator[Opendid]:
     server, rp_server = bind_server(), bind_server()
     url = f"http://127.0.0.1:{server.server_port}"
     rp_url = f"http://127.0.0.1:{rp_server.server_port}"
     folder = tmp_path_factory.mktemp("opendid")
     config_path = write_test_config(provisioned, folder / "config.yaml", url,
-                                    [f"{rp_url}/callback", f"{rp_url}/callback/implicit"])
+                                    [f"{rp_url}/callback", f"{rp_url}/callback/implicit"],
+                                    **test_store(request))
     app = create_app(config_path, instance_path=folder / "instance")
     server.app = app
     from demo_rp.app import create_demo_app

@@ -9,7 +9,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from flask import Flask
+from flask import Flask, Response, g
 
 from opendid.config import Config, ConfigError, instance_folder, load_config
 from opendid.kilt.chain import ChainClient
@@ -17,7 +17,7 @@ from opendid.private_files import ensure_private_file, open_private, tighten_dir
 from opendid.services import build_services
 from opendid.store.clients import ClientRecord
 from opendid.store.housekeeping import PURGE_INTERVAL, Housekeeper
-from opendid.store.sessions import SqliteSessionInterface
+from opendid.store.sessions import SqliteSessionInterface, session_interface, unavailable
 from opendid.web import api, devwallet, errors, pages, wellknown
 from opendid.web.jsonbody import BoundedJSONProvider
 
@@ -89,7 +89,8 @@ def close_connections(app: Flask) -> None:
     master before it forks, since a connection must never be used across a fork."""
     services = app.extensions["opendid"]
     services.clients.db.close()
-    app.session_interface.close()  # type: ignore[attr-defined]
+    if isinstance(app.session_interface, SqliteSessionInterface):
+        app.session_interface.close()
 
 
 def create_app(config: Config | str | os.PathLike[str] | None = None, *, dev: bool | None = None,
@@ -131,18 +132,28 @@ def create_app(config: Config | str | os.PathLike[str] | None = None, *, dev: bo
         SESSION_COOKIE_SECURE=config.production,
     )
     with _exclusive(instance / "init.lock"):  # workers start together: create tables once
-        sessions = SqliteSessionInterface(app, instance / "sessions.db")
-        app.session_interface = sessions
         services = build_services(config, instance, dev=bool(dev), chain=chain,
                                   wallet_path=Path(wallet) if wallet else None)
+        sessions = session_interface(app, instance, services.redis)
+        app.session_interface = sessions
     if config.production:
         _warn_any_attester(services.clients.all())
     services.token_endpoint.init_app(app)
     app.extensions["opendid"] = services
-    housekeeper = Housekeeper([services.onetime.purge, services.grants.purge,
-                               sessions.purge],
-                              interval=_purge_interval(purge_interval))
+    steps = [services.onetime.purge, services.grants.purge]
+    if isinstance(sessions, SqliteSessionInterface):  # Redis expires its sessions itself
+        steps.append(sessions.purge)
+    housekeeper = Housekeeper(steps, interval=_purge_interval(purge_interval))
     app.extensions["opendid-housekeeper"] = housekeeper
+
+    @app.before_request
+    def state_reachable() -> Response | None:
+        """The session could not be read (Redis down): a clean 503 before any step runs."""
+        if g.get("state_unavailable"):
+            response = Response()
+            unavailable(response)
+            return response
+        return None
 
     @app.before_request
     def purge_expired() -> None:

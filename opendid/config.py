@@ -98,6 +98,19 @@ class ClientConfig(_Model):
         return value
 
 
+class StoreConfig(_Model):
+    # redis://host:6379/0 (or rediss://, unix://): sessions, challenges, codes, tokens and
+    # grants in Redis, shared by several instances. Without it: SQLite in the instance folder.
+    url: str
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("a Redis URL: redis://host:port/db, rediss://… or unix://…")
+        return value
+
+
 class Config(_Model):
     host: str = "0.0.0.0"
     port: int = 3001
@@ -109,6 +122,7 @@ class Config(_Model):
     wellKnownDid: WellKnownDidConfig
     clients: dict[str, ClientConfig] = Field(default_factory=dict)
     etcd: dict[str, Any] | None = None
+    store: StoreConfig | None = None
     issuer: str | None = None
     displayName: str = "OpenDID"
     # The longest validity (exp - nbf, and exp - now) a DID-only login token may claim, in

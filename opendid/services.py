@@ -7,6 +7,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from redis import Redis
+
 from opendid.config import Config
 from opendid.kilt.chain import ChainClient
 from opendid.kilt.domain_linkage import did_configuration
@@ -21,6 +23,9 @@ from opendid.store.clients import ClientRecord, ClientStore
 from opendid.store.db import Database
 from opendid.store.grants import GrantStore
 from opendid.store.onetime import OneTimeStore
+from opendid.store.redis_grants import RedisGrantStore
+from opendid.store.redis_onetime import RedisOneTimeStore
+from opendid.store.state import open_state
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +35,8 @@ class Services:
     config: Config
     chain: ChainClient
     clients: ClientStore
-    onetime: OneTimeStore
-    grants: GrantStore
+    onetime: OneTimeStore | RedisOneTimeStore
+    grants: GrantStore | RedisGrantStore
     keyring: KeyRing
     tokens: TokenService
     provider: Provider
@@ -40,6 +45,7 @@ class Services:
     login: LoginService
     dev: bool
     wallet_path: Path | None
+    redis: Redis | None = None  # the shared state store, when it is Redis
     _did_configuration: dict[str, object] | None = None
 
     def warm_up(self) -> None:
@@ -80,11 +86,13 @@ def build_services(config: Config, instance: Path, dev: bool = False,
     lifetime = max(config.jwt.accessTokenLifetime, config.jwt.refreshTokenLifetime)
     keyring = KeyRing(instance / "jwks.json", lifetime)
     chain = chain or ChainClient(config.chain_url)
-    onetime, grants = OneTimeStore(db), GrantStore(db)
+    state = open_state(config, db)
+    onetime, grants = state.onetime, state.grants
     tokens = TokenService(config, keyring)
     return Services(
         config=config, chain=chain, clients=clients, onetime=onetime, grants=grants,
         keyring=keyring, tokens=tokens, provider=Provider(config, clients, grants, tokens),
         token_endpoint=TokenEndpoint(config, clients, grants, tokens), userinfo=UserInfo(grants),
         login=LoginService(config, chain, onetime), dev=dev, wallet_path=wallet_path,
+        redis=state.redis,
     )

@@ -11,7 +11,7 @@ import pytest
 import requests
 from joserfc import jwk, jwt
 
-from conftest import OPENDID_REDIRECT, SECRET, STANDARD_REDIRECT
+from conftest import OPENDID_REDIRECT, SECRET, STANDARD_REDIRECT, expire_code
 from opendid.devtools.login_driver import LoginDriver, pkce_pair
 
 STANDARD = {"client_id": "standard-client", "redirect_uri": STANDARD_REDIRECT,
@@ -141,9 +141,7 @@ def test_verifier_without_challenge_is_rejected(driver):
 
 def test_expired_code_is_rejected(driver, opendid):
     params = driver.login(**STANDARD)
-    from opendid.store.grants import digest
-    opendid.services.grants.db.connect().execute(
-        "UPDATE codes SET expires_at = 0 WHERE code_hash = ?", (digest(params["code"]),))
+    expire_code(opendid.services, params["code"])
     response = redeem(driver, params["code"])
     assert (response.status_code, response.json()["error"]) == (400, "invalid_grant")
 

@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 from redis import Redis
 
-from conftest import OPENDID_REDIRECT
+from conftest import OPENDID_REDIRECT, expire_one_time
 from opendid.devtools.login_driver import LoginDriver
+from opendid.login.service import CREDENTIAL_CHALLENGE
 from opendid.store.db import Database
 from opendid.store.onetime import OneTimeStore
 from opendid.store.redis_onetime import RedisOneTimeStore
@@ -132,7 +133,7 @@ def test_an_expired_credential_challenge_is_refused(driver: LoginDriver, opendid
     assert driver.open_session().status_code == 200
     driver.fetch_request()
     assert driver.credential_challenge is not None
-    _expire(opendid.services.onetime, driver.credential_challenge)
+    expire_one_time(opendid.services, CREDENTIAL_CHALLENGE, driver.credential_challenge)
     response = driver.submit()
     assert response.status_code == 400
     assert "challenge" in response.text

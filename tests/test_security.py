@@ -6,8 +6,9 @@ from __future__ import annotations
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
-from conftest import OPENDID_REDIRECT, SECRET
+from conftest import OPENDID_REDIRECT, SECRET, expire_one_time
 from opendid.devtools.login_driver import LoginDriver
+from opendid.login.service import SESSION_CHALLENGE
 
 CODE = {"client_id": "opendid-client", "redirect_uri": OPENDID_REDIRECT, "response_type": "code",
         "scope": "openid", "state": "s", "nonce": "n"}
@@ -44,8 +45,7 @@ def test_expired_challenges_are_refused(driver, opendid):
     data = driver.http.get(driver.url("/api/v1/challenge")).json()
     session = driver.wallet.start_session(data["dAppEncryptionKeyUri"], data["challenge"],
                                           driver.chain)
-    opendid.services.onetime.db.connect().execute(
-        "UPDATE one_time SET expires_at = 0 WHERE key = ?", (data["challenge"],))
+    expire_one_time(opendid.services, SESSION_CHALLENGE, data["challenge"])
     response = driver.http.post(driver.url("/api/v1/challenge"), json=session.challenge_response)
     assert response.status_code == 401
 

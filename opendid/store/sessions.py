@@ -1,4 +1,5 @@
-"""Browser sessions (Flask-Session's server-side sessions) in a SQLite table of our own.
+"""Browser sessions (Flask-Session's server-side sessions): in a SQLite table of our own, or in
+the shared Redis (Flask-Session's Redis backend) when the state is there.
 
 Flask-Session's SQLAlchemy backend spent about a quarter of a worker's time per login (ORM,
 session open/commit, its retry wrapper). Here each read, write or delete is one SQL statement
@@ -8,13 +9,18 @@ writes do not wait for the write lock of the login state in `opendid.db`.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import time
 from datetime import timedelta
 from pathlib import Path
 
-from flask import Flask
+from flask import Flask, Request, Response, g
 from flask_session.base import ServerSideSession, ServerSideSessionInterface
+from flask_session.redis import RedisSessionInterface
+from redis import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from opendid.store.db import Connections
 
@@ -31,6 +37,9 @@ DROP TABLE IF EXISTS sessions;
 # during an upgrade start again.)
 
 SESSION_ID_BYTES = 32
+STATE_UNAVAILABLE = "State store unreachable"
+UNREACHABLE = (RedisConnectionError, RedisTimeoutError)  # Redis down or not answering
+log = logging.getLogger(__name__)
 
 
 class SqliteSessionInterface(ServerSideSessionInterface):
@@ -78,3 +87,52 @@ class SqliteSessionInterface(ServerSideSessionInterface):
             "DELETE FROM browser_sessions WHERE id IN (SELECT id FROM browser_sessions "
             "WHERE expires_at <= ? LIMIT ?)", (time.time(), limit))
         return cursor.rowcount
+
+
+class SharedSessionInterface(RedisSessionInterface):
+    """Flask-Session's Redis sessions, failing cleanly while Redis is unreachable.
+
+    Flask opens the session before any view or error handler runs, and saves it after the
+    response is made; an exception in either place would be a 500. Instead the request is
+    marked (`g.state_unavailable`, answered with a 503 by a before-request hook) or the finished
+    response is turned into a 503: a step whose session could not be saved did not happen.
+    """
+
+    def open_session(self, app: Flask, request: Request) -> ServerSideSession:
+        try:
+            return super().open_session(app, request)
+        except UNREACHABLE as exc:
+            log.warning("sessions: Redis unreachable: %s", type(exc).__name__)
+            g.state_unavailable = True
+            return self.session_class(sid=self._generate_sid(self.sid_length),
+                                      permanent=self.permanent)
+
+    def save_session(self, app: Flask, session: ServerSideSession,  # type: ignore[override]
+                     response: Response) -> None:
+        if g.get("state_unavailable"):
+            return
+        try:
+            super().save_session(app, session, response)
+        except UNREACHABLE as exc:
+            log.warning("sessions: could not save, Redis unreachable: %s", type(exc).__name__)
+            unavailable(response)
+
+
+def unavailable(response: Response) -> None:
+    """Make `response` the state store's 503, whatever it was."""
+    response.status_code = 503
+    response.set_data(STATE_UNAVAILABLE)
+    response.mimetype = "text/plain"
+    for header in ("Location", "Set-Cookie"):
+        response.headers.pop(header, None)
+    response.headers["Retry-After"] = "5"
+
+
+def session_interface(app: Flask, instance: Path,
+                      redis: Redis | None) -> SqliteSessionInterface | SharedSessionInterface:
+    """SQLite in the instance folder, or the state store's Redis (sessions expire by TTL)."""
+    if redis is None:
+        return SqliteSessionInterface(app, instance / "sessions.db")
+    return SharedSessionInterface(app, client=redis, key_prefix="opendid:session:",
+                                 permanent=True, sid_length=SESSION_ID_BYTES,
+                                 serialization_format="msgpack")

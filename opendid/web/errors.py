@@ -10,6 +10,7 @@ from werkzeug.exceptions import HTTPException
 from opendid.kilt.errors import ChainError, ChainUnavailable
 from opendid.login.service import LoginError
 from opendid.redact import RedactingFilter, redact
+from opendid.store.sessions import UNREACHABLE, unavailable
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,17 @@ def register(app: Flask) -> None:
     def chain_error(exc: ChainError) -> Response:
         log.warning("%s %s: chain error: %s", request.method, redact(request.path), exc)
         return Response("KILT chain error", status=503, mimetype="text/plain")
+
+    def state_unavailable(exc: Exception) -> Response:
+        """The shared state store (Redis) is down: nothing was half-done, try again soon."""
+        log.warning("%s %s: state store unreachable: %s", request.method, redact(request.path),
+                    type(exc).__name__)
+        response = Response()
+        unavailable(response)
+        return response
+
+    for kind in UNREACHABLE:
+        app.register_error_handler(kind, state_unavailable)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:
