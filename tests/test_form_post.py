@@ -199,6 +199,26 @@ def test_racing_fetches_of_the_result_one_wins(driver):
     assert sorted(a.status_code for a in answers) == [200, 400, 400, 400]
 
 
+def test_requests_that_loaded_the_session_together_get_the_result_once(opendid):
+    """The interleaving a race can produce, made certain: two requests both read the result's
+    key from the session before either saved it. The one-time store gives it to one."""
+    from flask import session
+
+    from opendid.oidc.results import FORM_POST, AuthResponse
+    from opendid.web import respond
+
+    with opendid.app.test_request_context("/api/v1/credentials", method="POST"):
+        answer = respond.after_login(AuthResponse(STANDARD_REDIRECT, {"code": "c"}, FORM_POST))
+        assert (answer.status_code, answer.headers["Location"]) == (204, "/login/result")
+        key = session[respond.RESULT_KIND]
+    pages = []
+    for _ in range(2):
+        with opendid.app.test_request_context("/login/result"):
+            session[respond.RESULT_KIND] = key
+            pages.append(respond.pending_result())
+    assert pages[0] is not None and pages[0].status_code == 200 and pages[1] is None
+
+
 def test_a_new_login_drops_an_undelivered_result(driver):
     finish(driver, driver.authorize(**STANDARD))
     assert driver.authorize(**{**STANDARD, "response_mode": "query"}).status_code == 302
