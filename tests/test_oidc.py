@@ -85,14 +85,16 @@ def test_standard_code_flow_tokens_verify_through_jwks(driver, opendid, provisio
 
 def test_standard_implicit_flow(driver, opendid, provisioned):
     params = driver.login(**{**STANDARD, "response_type": "id_token token"})
-    assert set(params) == {"id_token", "access_token", "token_type", "expires_in", "state"}
+    assert set(params) == {"id_token", "access_token", "token_type", "expires_in", "state",
+                           "iss"}
     claims = verify_with_jwks(opendid, params["id_token"], "RS256")
     assert claims["aud"] == "standard-client" and claims["nonce"] == "n1"
     from authlib.oidc.core.util import create_half_hash
     assert claims["at_hash"] == create_half_hash(params["access_token"], "RS256").decode()
     only_id = LoginDriver(driver.base_url, driver.wallet, driver.chain).login(
         **{**STANDARD, "response_type": "id_token"})
-    assert set(only_id) == {"id_token", "state"}  # no refresh token in an implicit response
+    # no refresh token in an implicit response
+    assert set(only_id) == {"id_token", "state", "iss"}
 
 
 def test_client_secret_basic(driver):
@@ -247,7 +249,7 @@ def test_discovery_lists_only_what_is_honoured(opendid):
     assert opendid.services.config.jwt.algorithm == "HS256"  # the server-wide secret's: unlisted
     assert doc["request_parameter_supported"] is False
     assert doc["request_uri_parameter_supported"] is False
-    assert doc["response_modes_supported"] == ["query", "fragment"]
+    assert doc["response_modes_supported"] == ["query", "fragment", "form_post"]
 
 
 def _authorize_error(driver, redirect: str, **params: str) -> tuple[str, dict[str, list[str]]]:
@@ -301,7 +303,7 @@ def test_response_mode_fragment_is_honoured_for_the_code_flow(driver):
 @pytest.mark.parametrize("extra, error", [
     ({"response_type": "id_token", "response_mode": "query"}, "invalid_request"),
     ({"response_type": "id_token token", "response_mode": "query"}, "invalid_request"),
-    ({"response_mode": "form_post"}, "invalid_request"),
+    ({"response_mode": "form_post.jwt"}, "invalid_request"),  # JARM: not supported
     ({"response_mode": "QUERY"}, "invalid_request"),
     ({"request": "eyJhbGciOiJub25lIn0.e30."}, "request_not_supported"),
     ({"request_uri": "https://evil.example.org/request.jwt"}, "request_uri_not_supported"),

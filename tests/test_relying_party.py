@@ -41,7 +41,7 @@ def test_implicit_flow_through_the_demo_rp(driver, opendid, provisioned):
     location = _login_through_rp(driver, opendid.rp_url, "/login/implicit")
     assert location.startswith(opendid.rp_url + "/callback/implicit#")
     fragment = {k: v[0] for k, v in parse_qs(urlsplit(location).fragment).items()}
-    assert set(fragment) == {"id_token", "state"}
+    assert set(fragment) == {"id_token", "state", "iss"}
     # what the callback page's script does: post the fragment to the RP's server
     greeting = driver.http.post(opendid.rp_url + "/callback/implicit", data=fragment)
     assert greeting.status_code == 200, greeting.text

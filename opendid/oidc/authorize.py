@@ -2,7 +2,8 @@
 
 The client and its redirect URI are checked first; until both are known good, an error is shown
 to the user and never redirected (RFC 6749 §4.1.2.1). After that every error goes back to the
-client, in the response mode the request asked for when it is one we honour.
+client, in the response mode the request asked for when it is one we honour, with the issuer
+(RFC 9207) for standard clients.
 """
 
 from __future__ import annotations
@@ -12,13 +13,13 @@ from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from opendid.oidc.results import FRAGMENT, QUERY, AuthResponse
+from opendid.oidc.results import FORM_POST, FRAGMENT, MODES, QUERY, AuthResponse, with_issuer
 from opendid.store.clients import RESPONSE_TYPES, ClientRecord, ClientStore
 
 __all__ = ["MAX_PARAM_LENGTH", "PROMPTS", "RESPONSE_MODES", "AuthRequest", "AuthorizeError",
            "error_response", "normalize_response_type", "validate_authorize"]
 
-RESPONSE_MODES = (QUERY, FRAGMENT)
+RESPONSE_MODES = MODES
 PROMPTS = ("none", "login", "consent", "select_account")
 MAX_PARAM_LENGTH = 2048
 MAX_AGE_DIGITS = 10
@@ -81,8 +82,10 @@ def normalize_response_type(value: str | None) -> str | None:
     return None
 
 
-def validate_authorize(clients: ClientStore, args: Mapping[str, str]) -> AuthRequest:
-    """Check an authorization request; errors say whether redirecting is allowed."""
+def validate_authorize(clients: ClientStore, args: Mapping[str, str], *,
+                       issuer: str) -> AuthRequest:
+    """Check an authorization request; errors say whether redirecting is allowed. `issuer`
+    goes on the error responses of standard clients (RFC 9207)."""
     for name, value in args.items():
         if len(value) > MAX_PARAM_LENGTH:
             raise AuthorizeError("invalid_request", f"Parameter {name} is too long", False)
@@ -100,7 +103,8 @@ def validate_authorize(clients: ClientStore, args: Mapping[str, str]) -> AuthReq
 
     def fail(error: str, description: str) -> AuthorizeError:
         return AuthorizeError(error, description, True, error_response(
-            client, redirect_uri, response_type, state, error, description, error_mode))
+            client, redirect_uri, response_type, state, error, description, error_mode,
+            issuer=issuer))
 
     if "request" in args:
         raise fail("request_not_supported", "Request objects are not supported")
@@ -139,24 +143,27 @@ def validate_authorize(clients: ClientStore, args: Mapping[str, str]) -> AuthReq
 
 def error_response(client: ClientRecord, redirect_uri: str, response_type: str | None,
                    state: str | None, error: str, description: str,
-                   response_mode: str | None = None) -> AuthResponse:
+                   response_mode: str | None = None, *, issuer: str) -> AuthResponse:
     """An error result: where the request's `response_mode` asked for results; else in the
     query as the original does, in the fragment for standard clients with an implicit
-    response type (OIDC Core §3.2.2.6)."""
+    response type (OIDC Core §3.2.2.6). Standard clients also get `iss` (RFC 9207);
+    OpenDID-style clients the original's parameters only."""
     if response_mode in RESPONSE_MODES:
         mode = str(response_mode)
     elif client.is_standard and response_type not in (None, "code"):
         mode = FRAGMENT
     else:
         mode = QUERY
-    return AuthResponse(redirect_uri, {"error": error, "error_description": description,
-                                       "state": state}, mode)
+    params = {"error": error, "error_description": description, "state": state}
+    return AuthResponse(redirect_uri, with_issuer(params, issuer if client.is_standard else None),
+                        mode)
 
 
 def _mode_allowed(response_type: str | None, response_mode: str | None) -> bool:
     """Honoured response modes: `query` for the code flow only (tokens never go in a query,
-    OAuth 2.0 Multiple Response Types §5), `fragment` for every response type."""
-    if response_mode == FRAGMENT:
+    OAuth 2.0 Multiple Response Types §5), `fragment` and `form_post` for every response
+    type. Exact, case-sensitive names."""
+    if response_mode in (FRAGMENT, FORM_POST):
         return True
     return response_mode == QUERY and response_type == "code"
 

@@ -1,8 +1,9 @@
 """The OpenID provider: finishing a login as the authorization request asked.
 
 The result (a code, or implicit tokens) follows OpenDID's contract: redirects with the
-parameters the original's front ends expect. Validating requests is `authorize.py`; the token
-endpoint (authlib's grants, refresh rotation) is `token_endpoint.py`; userinfo `userinfo.py`.
+parameters the original's front ends expect; standard clients also get the issuer (RFC 9207).
+Validating requests is `authorize.py`; the token endpoint (authlib's grants, refresh rotation)
+is `token_endpoint.py`; userinfo `userinfo.py`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 from opendid.config import Config
 from opendid.login.identity import Identity
 from opendid.oidc.authorize import AuthorizeError, AuthRequest, error_response
-from opendid.oidc.results import FRAGMENT, QUERY, AuthResponse
+from opendid.oidc.results import FORM_POST, FRAGMENT, QUERY, AuthResponse, with_issuer
 from opendid.oidc.token_endpoint import TokenEndpoint, token_data
 from opendid.oidc.tokens import TokenService
 from opendid.store.clients import ClientRecord, ClientStore
@@ -36,11 +37,20 @@ class Provider:
             raise AuthorizeError("invalid_request", "Invalid client_id", False)
         return client
 
+    def issuer_for(self, client: ClientRecord) -> str | None:
+        """The `iss` of a client's authorization responses (RFC 9207): standard clients only;
+        OpenDID-style clients keep the original's parameters."""
+        return self.config.oidc_issuer if client.is_standard else None
+
+    def error(self, request: AuthRequest, error: str, description: str) -> AuthResponse:
+        """An error for a validated request, in its response mode, with `iss` where due."""
+        return error_response(self.client_for(request), request.redirect_uri,
+                              request.response_type, request.state, error, description,
+                              request.response_mode, issuer=self.config.oidc_issuer)
+
     def cancel(self, request: AuthRequest) -> AuthResponse:
         """Where to send the user who gives up: the client's redirect URI with access_denied."""
-        return error_response(self.client_for(request), request.redirect_uri,
-                              request.response_type, request.state, "access_denied",
-                              "The user cancelled the login", request.response_mode)
+        return self.error(request, "access_denied", "The user cancelled the login")
 
     def complete(self, request: AuthRequest, client: ClientRecord,
                  identity: Identity) -> AuthResponse:
@@ -52,10 +62,16 @@ class Provider:
                 **request.to_dict(), "identity": identity.to_dict(),
             }, CODE_LIFETIME)
             log.info("issued code to %s for %s", client.client_id, identity.did)
-            return AuthResponse(request.redirect_uri, {"code": code, "state": request.state},
-                                FRAGMENT if request.response_mode == FRAGMENT else QUERY)
+            params: dict[str, Any] = {"code": code, "state": request.state}
+            default = QUERY
+        else:
+            params = self._implicit(client, request, identity, grant_id)
+            default = FRAGMENT  # tokens never go in a query
+        # validate_authorize allowed only the modes this response type may use
+        honoured = request.response_mode in (FRAGMENT, FORM_POST)
+        mode = str(request.response_mode) if honoured else default
         return AuthResponse(request.redirect_uri,
-                            self._implicit(client, request, identity, grant_id), FRAGMENT)
+                            with_issuer(params, self.issuer_for(client)), mode)
 
     def _implicit(self, client: ClientRecord, request: AuthRequest, identity: Identity,
                   grant_id: str) -> dict[str, Any]:

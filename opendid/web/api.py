@@ -26,6 +26,8 @@ from opendid.web.context import current_login, save_login, services
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
+FORM = "application/x-www-form-urlencoded"
+
 
 def text(message: str, status: int = 200) -> Response:
     return Response(message, status=status, mimetype="text/plain")
@@ -40,9 +42,12 @@ def found(location: str) -> Response:
 def authorize() -> Response | tuple[str, int]:
     """By GET, or by POST with a form body (OIDC Core 3.1.2.1)."""
     svc = services()
+    if request.method == "POST" and request.mimetype != FORM:
+        return render_template("error.html", title="This login request is not valid",
+                               message=f"A POST authorization request needs a {FORM} body"), 400
     try:
         auth = validate_authorize(svc.clients, request.form if request.method == "POST"
-                                  else request.args)
+                                  else request.args, issuer=svc.config.oidc_issuer)
     except AuthorizeError as exc:
         if exc.redirect and exc.response:
             return respond.to_client(exc.response)

@@ -6,7 +6,7 @@ from flask import Blueprint, Response, render_template, request, session
 
 from opendid.login.describe import describe_requirement, failure, steps
 from opendid.oidc.authorize import AuthRequest
-from opendid.web import jsonbody
+from opendid.web import jsonbody, respond
 from opendid.web.context import login_or_none, services
 
 bp = Blueprint("pages", __name__)
@@ -68,6 +68,17 @@ def cancel() -> Response | tuple[str, int]:
     if login is None:
         return render_template("error.html", title="No login in progress",
                                message="There is no login to cancel."), 400
-    location = services().provider.cancel(AuthRequest.from_dict(login["request"])).location
+    result = services().provider.cancel(AuthRequest.from_dict(login["request"]))
     session.pop("login", None)
-    return Response(status=302, headers={"Location": location})
+    return respond.to_client(result)  # access_denied, in the request's response mode
+
+
+@bp.get("/login/result")
+def result() -> Response | tuple[str, int]:
+    """Where the login page goes when the login ended in a form_post response: the form,
+    once, for this browser session only."""
+    page = respond.pending_result()
+    if page is None:
+        return render_template("error.html", title="No login result",
+                               message="There is no login result to deliver."), 400
+    return page

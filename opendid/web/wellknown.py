@@ -23,8 +23,9 @@ def openid_configuration() -> Response:
         "userinfo_endpoint": f"{issuer}/api/v1/userinfo",
         "jwks_uri": f"{issuer}/.well-known/jwks.json",
         "response_types_supported": list(RESPONSE_TYPES),
-        # query for the code flow, fragment for every response type; others are refused
+        # query for the code flow, fragment and form_post for every response type
         "response_modes_supported": list(RESPONSE_MODES),
+        "authorization_response_iss_parameter_supported": True,  # RFC 9207
         "grant_types_supported": ["authorization_code", "implicit", "refresh_token"],
         "subject_types_supported": ["public"],
         # what standard clients' tokens use, verifiable through jwks_uri; OpenDID-style tokens
