@@ -32,8 +32,14 @@ deps: $(VENV)/.installed node_modules/.installed debs
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check --no-cache .
 
+# The contract and security tests again, with the state in Redis (a real redis-server)
+REDIS_TESTS := tests/test_api_contract.py tests/test_security.py tests/test_did_login_replay.py \
+	tests/test_refresh.py tests/test_oidc.py tests/test_relying_party.py tests/test_token_claims.py \
+	tests/test_onetime_store.py tests/test_form_post.py tests/test_authorize_requests.py
+
 test: deps lint
 	$(PY) -m pytest
+	OPENDID_TEST_STORE=redis $(PY) -m pytest $(REDIS_TESTS)
 
 demo: $(VENV)/.installed node_modules/.installed
 	$(PY) -m opendid.devtools.demo

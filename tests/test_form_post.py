@@ -367,3 +367,10 @@ def test_a_browser_posts_the_form_to_the_redirect_uri(catcher, scripts):
     assert catcher.posts == [{"tenant": ["1"], "error": ["invalid_request"],
                               "error_description": ["Invalid nonce"], "state": [EVIL_STATE],
                               "iss": [catcher.opendid]}]
+
+
+def test_a_head_request_does_not_consume_the_result(driver):
+    """A HEAD (a prefetch, a link checker) delivers nothing and leaves the result for the GET."""
+    finish(driver, driver.authorize(**STANDARD))
+    assert driver.http.head(driver.url("/login/result"), timeout=30).status_code == 204
+    assert form_post_page(result_page(driver.http, driver), STANDARD_REDIRECT)["code"]

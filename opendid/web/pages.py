@@ -76,7 +76,10 @@ def cancel() -> Response | tuple[str, int]:
 @bp.get("/login/result")
 def result() -> Response | tuple[str, int]:
     """Where the login page goes when the login ended in a form_post response: the form,
-    once, for this browser session only."""
+    once, for this browser session only. A HEAD (a link checker, a prefetch) delivers
+    nothing and consumes nothing."""
+    if request.method == "HEAD":
+        return Response(status=204)
     page = respond.pending_result()
     if page is None:
         return render_template("error.html", title="No login result",
