@@ -115,8 +115,36 @@ class DevChain:
             start_new_session=True,
         )
         self._wait(timeout)
+        self._first_block(timeout)
         log.info("dev chain ready at %s", self.url)
         return self
+
+    def _rpc(self, method: str, params: list[object], timeout: float) -> dict[str, object]:
+        body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
+        answer: dict[str, object] = requests.post(f"http://127.0.0.1:{self.port}", json=body,
+                                                  timeout=timeout).json()
+        return answer
+
+    def _first_block(self, timeout: float) -> None:
+        """Make sure block #1 exists before anyone submits an extrinsic.
+
+        Block #1 is the only one whose time chopsticks takes from the clock (its parent, the
+        genesis, stores none), and it reads the clock twice: once for the timestamp, once for
+        the relay slot. When a 12 s slot boundary passes between the reads (a loaded machine),
+        the runtime panics ("slot number mismatch") and the block, with any extrinsic in it, is
+        lost. Every later block takes its time from its parent's. So block #1 is built here,
+        empty, until it exists; a second straddle in a row would need another boundary."""
+        deadline = time.monotonic() + timeout
+        while True:
+            header = self._rpc("chain_getHeader", [], timeout=30)["result"]
+            if int(str(header["number"]), 16) >= 1:  # type: ignore[index]
+                return
+            if time.monotonic() > deadline:
+                raise DevChainError("chopsticks could not build its first block")
+            built = self._rpc("dev_newBlock", [], timeout=60)
+            if "error" in built:
+                log.info("dev chain: building block #1 failed (%s); building it again",
+                         built["error"])
 
     def _wait(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
