@@ -19,8 +19,8 @@ from conftest import (
 from demo_rp.app import create_demo_app
 from e2e.conftest import shot
 from opendid.application import create_app
+from opendid.devtools.tcp_proxy import TcpProxy
 from opendid.kilt.chain import ChainClient
-from tests.tcp_proxy import TcpProxy
 
 
 def _pick_dev_wallet(page: Page) -> None:

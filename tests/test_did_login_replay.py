@@ -19,12 +19,12 @@ from conftest import OPENDID_REDIRECT, OUTPUT, bind_server, start_server, write_
 from opendid.application import create_app
 from opendid.devtools.devchain import free_port
 from opendid.devtools.login_driver import LoginDriver, decode_jwt_claims, result_params
+from opendid.devtools.tcp_proxy import TcpProxy
 from opendid.kilt.chain import ChainClient
 from opendid.kilt.didjwt import make_did_jwt, signing_data, unsigned_did_jwt
 from opendid.kilt.encoding import to_hex
 from opendid.kilt.keys import DidKeys
 from tests.respell import did_respellings, token_respellings, typed_spelling
-from tests.tcp_proxy import TcpProxy
 from tests.test_didjwt import NOW, resolve
 from tests.test_resilience import Gunicorn
 

@@ -24,9 +24,9 @@ from conftest import (
 from opendid.application import create_app
 from opendid.devtools.devchain import free_port
 from opendid.devtools.login_driver import LoginDriver, result_params
+from opendid.devtools.tcp_proxy import TcpProxy
 from opendid.kilt.chain import ChainClient
 from tests.gunicorn_server import Gunicorn
-from tests.tcp_proxy import TcpProxy
 
 CODE = {"client_id": "opendid-client", "redirect_uri": OPENDID_REDIRECT, "response_type": "code",
         "scope": "openid", "state": "s", "nonce": "n"}

@@ -1,4 +1,5 @@
-"""A TCP forwarder on loopback that tests can cut and restore, to make the chain go away."""
+"""A TCP forwarder on loopback that can be cut and restored, to make the chain go away (tests,
+the fault benchmark)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,130 @@
+"""`python -m opendid.bench logins`: complete logins under gunicorn, measured.
+
+Throughput, latency overall and per endpoint, the server's CPU time per login (master and
+workers, from /proc) and each worker's RSS, PSS and private memory; optionally py-spy samples.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from opendid.bench.server import (
+    BenchServer,
+    bench_server,
+    children,
+    cpus,
+    memory_mib,
+    percentile,
+)
+from opendid.devtools.login_driver import LoginDriver
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def endpoint_name(method: str, url: str) -> str:
+    """A request's route, without ids and tokens in the path."""
+    path = url.split("?", 1)[0].split("#", 1)[0]
+    path = "/" + path.split("://", 1)[-1].split("/", 1)[-1]
+    if path.startswith("/api/v1/did/"):
+        path = "/api/v1/did/<token>"
+    return f"{method} {path}"
+
+
+def code_login(server: BenchServer, driver: LoginDriver) -> None:
+    """authorize -> challenge x2 -> credentials x2 -> token; AssertionError on any failure."""
+    code = driver.login(client_id=server.client_id, redirect_uri=server.redirect,
+                        response_type="code", scope="openid", state="s", nonce="n")["code"]
+    response = driver.token(grant_type="authorization_code", code=code,
+                            redirect_uri=server.redirect, client_id=server.client_id,
+                            client_secret=server.secret)
+    assert response.status_code == 200, response.text
+
+
+def _start_profilers(pids: list[int], folder: str | None) -> list[subprocess.Popen[bytes]]:
+    """py-spy sampling each worker during the run: collapsed stacks per worker."""
+    if not folder:
+        return []
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    return [subprocess.Popen([spy, "record", "--pid", str(pid), "--format", "raw", "--rate",
+                              "250", "--output", f"{folder}/worker-{pid}.txt", "--nonblocking"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for pid in pids]
+
+
+def _stop_profilers(profilers: list[subprocess.Popen[bytes]]) -> None:
+    for spy in profilers:
+        spy.send_signal(signal.SIGINT)
+    for spy in profilers:
+        spy.wait(timeout=60)
+
+
+def bench_logins(total: int, concurrency: int, workers: int, server_log: str | None,
+                 server_cpus: str | None = None, client_cpus: str | None = None,
+                 profile: str | None = None, redis: bool = False) -> None:
+    """N complete logins (authorize -> challenge -> credential -> token) under gunicorn."""
+    pinned_client = cpus(client_cpus)
+    with bench_server(workers, server_log, server_cpus, redis=redis) as server:
+        if pinned_client:
+            os.sched_setaffinity(0, pinned_client)
+        by_endpoint: dict[str, list[float]] = {}
+        lock = threading.Lock()
+
+        def record(response: requests.Response, *args: Any, **kwargs: Any) -> None:
+            name = endpoint_name(response.request.method or "", response.request.url or "")
+            with lock:
+                by_endpoint.setdefault(name, []).append(response.elapsed.total_seconds() * 1000)
+
+        def one_login(_: int) -> float:
+            started = time.perf_counter()
+            driver = LoginDriver(server.issuer, server.wallet, server.chain)
+            driver.http.hooks["response"].append(record)
+            code_login(server, driver)
+            driver.http.close()
+            return (time.perf_counter() - started) * 1000
+
+        one_login(0)  # warm up every layer once
+        by_endpoint.clear()
+        processes = [server.process.pid, *children(server.process.pid)]
+        profilers = _start_profilers(processes[1:], profile)
+        cpu_before = sum(cpu_seconds(pid) for pid in processes)
+        started = time.perf_counter()
+        with ThreadPoolExecutor(concurrency) as pool:
+            samples = list(pool.map(one_login, range(total)))
+        elapsed = time.perf_counter() - started
+        cpu_used = sum(cpu_seconds(pid) for pid in processes) - cpu_before
+        _stop_profilers(profilers)
+        memory = [(pid, memory_mib(pid)) for pid in children(server.process.pid)]
+    where = (f"server on CPUs {server_cpus}, load generator on {client_cpus or 'any'}"
+             if server_cpus else "server and load generator share every core")
+    print(f"{total} logins (authorize -> challenge -> credential -> token), {concurrency} "
+          f"concurrent users, gunicorn {workers} workers, state in "
+          f"{'Redis' if redis else 'SQLite'}")
+    print(f"machine: {os.cpu_count()} cores; {where}")
+    print(f"throughput        {total / elapsed:8.2f} logins/s")
+    print(f"latency p50       {statistics.median(samples):8.1f} ms")
+    print(f"latency p95       {percentile(samples, 95):8.1f} ms")
+    print(f"server CPU/login  {cpu_used / total * 1000:8.2f} ms (master + workers)")
+    print(f"{'endpoint':32} {'calls':>6} {'p50 ms':>8} {'p95 ms':>8}")
+    for name, times in sorted(by_endpoint.items()):
+        print(f"{name:32} {len(times):6d} {statistics.median(times):8.1f} "
+              f"{percentile(times, 95):8.1f}")
+    for pid, mib in memory:
+        print(f"worker {pid}: RSS {mib['rss']:6.1f} MiB, PSS {mib['pss']:6.1f} MiB, "
+              f"private {mib['private']:6.1f} MiB")

@@ -1,0 +1,137 @@
+"""Running a provisioned OpenDID under gunicorn for the benchmarks: dev chain (or
+$OPENDID_CHAIN_URL), provisioning, optional TCP proxy to the chain and Redis for the state."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+import yaml
+
+from opendid.devtools.devchain import PROJECT_ROOT, DevChain, free_port
+from opendid.devtools.provision import Identities, provision
+from opendid.devtools.redis_server import RedisServer
+from opendid.devtools.tcp_proxy import TcpProxy
+from opendid.devtools.wallet import Wallet
+from opendid.kilt.chain import ChainClient
+
+
+@contextlib.contextmanager
+def dev_chain() -> Iterator[str]:
+    url = os.environ.get("OPENDID_CHAIN_URL")
+    if url:
+        yield url
+        return
+    with DevChain() as chain:
+        yield chain.url
+
+
+@dataclass
+class BenchServer:
+    """A running `opendid serve` and what a load generator needs to log in to it."""
+
+    issuer: str
+    redirect: str
+    client_id: str
+    secret: str
+    wallet: Wallet
+    chain: ChainClient
+    process: subprocess.Popen[bytes]
+    proxy: TcpProxy | None
+    redis: RedisServer | None
+
+
+def cpus(text: str | None) -> set[int] | None:
+    """`0`, `0,1` or `0-1`: CPU numbers for sched_setaffinity."""
+    if not text:
+        return None
+    chosen: set[int] = set()
+    for part in text.split(","):
+        low, _, high = part.partition("-")
+        chosen.update(range(int(low), int(high or low) + 1))
+    return chosen
+
+
+@contextlib.contextmanager
+def bench_server(workers: int, server_log: str | None = None, server_cpus: str | None = None,
+                 proxy: bool = False, redis: bool = False) -> Iterator[BenchServer]:
+    """OpenDID under gunicorn on a provisioned dev chain. With `proxy` its chain connection
+    goes through a TcpProxy the caller can cut; with `redis` its state is in a fresh Redis."""
+    pinned = cpus(server_cpus)
+    with dev_chain() as url, tempfile.TemporaryDirectory() as tmp:
+        client = ChainClient(url)
+        port = free_port()
+        issuer = f"http://127.0.0.1:{port}"
+        redirect = f"{issuer}/cb"
+        state = provision(client, Path(tmp), Identities.fresh(), issuer, [redirect])
+        chain_proxy = TcpProxy(int(url.rsplit(":", 1)[1])).start() if proxy else None
+        store = RedisServer(Path(tmp) / "redis").start() if redis else None
+        config = yaml.safe_load(Path(state["config"]).read_text())
+        config["issuer"] = issuer
+        if chain_proxy:
+            config["kiltEndpoint"] = chain_proxy.url
+        if store:
+            config["store"] = {"url": store.url}
+        Path(state["config"]).write_text(yaml.safe_dump(config))
+        server = subprocess.Popen(
+            [sys.executable, "-m", "opendid.cli", "serve", "--config", state["config"],
+             "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
+            cwd=PROJECT_ROOT, env=dict(os.environ, OPENDID_INSTANCE=f"{tmp}/instance"),
+            stdout=open(server_log, "ab") if server_log else subprocess.DEVNULL,  # noqa: SIM115
+            stderr=subprocess.STDOUT,
+            preexec_fn=(lambda: os.sched_setaffinity(0, pinned)) if pinned else None)
+        try:
+            for _ in range(200):
+                try:
+                    if requests.get(issuer + "/api/v1/health", timeout=2).ok:
+                        break
+                except requests.RequestException:
+                    pass
+                time.sleep(0.3)
+            yield BenchServer(issuer, redirect, state["client"]["id"], state["client"]["secret"],
+                              Wallet.load(state["wallet"]), client, server, chain_proxy, store)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+            if chain_proxy:
+                chain_proxy.stop()
+            if store:
+                store.stop()
+            client.close()
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def memory_mib(pid: int) -> dict[str, float]:
+    """RSS, PSS (shared pages split between the processes sharing them) and private memory."""
+    found = {"Rss": 0.0, "Pss": 0.0, "Private_Clean": 0.0, "Private_Dirty": 0.0}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        name, _, rest = line.partition(":")
+        if name in found:
+            found[name] = int(rest.split()[0]) / 1024
+    return {"rss": found["Rss"], "pss": found["Pss"],
+            "private": found["Private_Clean"] + found["Private_Dirty"]}
+
+
+def percentile(samples: list[float], pct: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
