@@ -63,6 +63,8 @@ def claims_clients(provisioned: dict[str, Any]) -> dict[str, Any]:
         "any-attester": {**standard, "requirements": requirement(provisioned, trusted=False)},
         # DID-only login for a standard client
         "did-std": {**standard},
+        # removed while its tokens live (test_userinfo_refuses_tokens_of_a_removed_client)
+        "doomed": {**standard, "requirements": requirement(provisioned)},
         # OpenDID-style: the original's tokens
         "opendid": {"redirectUrls": [OPENDID_REDIRECT], "clientSecret": SECRET,
                     "requirements": requirement(provisioned)},
@@ -70,8 +72,8 @@ def claims_clients(provisioned: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def claims_url(provisioned: dict[str, Any],
-               tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def claims_server(provisioned: dict[str, Any],
+                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any]]:
     server = bind_server()
     url = f"http://127.0.0.1:{server.server_port}"
     folder = tmp_path_factory.mktemp("claims")
@@ -82,8 +84,13 @@ def claims_url(provisioned: dict[str, Any],
     app = create_app(path, instance_path=folder / "instance")
     server.app = app
     with serve_apps(server):
-        yield url
+        yield url, app
     app.extensions["opendid"].chain.close()
+
+
+@pytest.fixture(scope="module")
+def claims_url(claims_server: tuple[str, Any]) -> str:
+    return claims_server[0]
 
 
 @pytest.fixture()
@@ -269,6 +276,33 @@ def test_opendid_style_id_token_keeps_the_originals_claims(login, provisioned):
     claims = decode_jwt_claims(result["id_token"])
     assert set(claims) == {"iss", "sub", "iat", "exp", "w3n", "pro", "nonce", "aud"}
     assert claims["w3n"] == provisioned["user"]["web3name"]
+
+
+def test_opendid_style_clients_get_the_scopes_claims_at_userinfo(login, provisioned):
+    """Userinfo is this project's addition, not OpenDID's contract: the standard claims come
+    by scope there, beside `w3n` and `pro`."""
+    verifier, challenge = pkce_pair()
+    code = credential_login(login, client_id="opendid", redirect_uri=OPENDID_REDIRECT,
+                            response_type="code", scope="openid email", state="s",
+                            code_challenge=challenge)["code"]
+    response = requests.post(login.url("/api/v1/token"), data={
+        "grant_type": "authorization_code", "code": code, "redirect_uri": OPENDID_REDIRECT,
+        "client_id": "opendid", "client_secret": SECRET, "code_verifier": verifier}, timeout=30)
+    info = userinfo(login, response.json()["access_token"])
+    assert info == {"sub": provisioned["user"]["did"], "w3n": provisioned["user"]["web3name"],
+                    "pro": {"Email": "some@example.org"}, "email": "some@example.org",
+                    "email_verified": True}
+
+
+def test_userinfo_refuses_tokens_of_a_removed_client(login, claims_server):
+    """Its claim map and requirements went with it: nothing left to answer by."""
+    access = code_tokens(login, "doomed", "openid email")["access_token"]
+    assert userinfo(login, access)["email"] == "some@example.org"
+    assert claims_server[1].extensions["opendid"].clients.delete("doomed")
+    response = requests.get(login.url("/api/v1/userinfo"), timeout=30,
+                            headers={"Authorization": f"Bearer {access}"})
+    assert (response.status_code, response.json()["error"]) == (401, "invalid_token")
+    assert response.headers["WWW-Authenticate"] == 'Bearer error="invalid_token"'
 
 
 # -- configuration -----------------------------------------------------------------------------

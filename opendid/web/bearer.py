@@ -9,8 +9,9 @@ import re
 
 from flask import Request
 
-# `Bearer` (any case, RFC 7235 §2.1), one or more spaces, a token68 (RFC 6750 §2.1).
-HEADER = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr] +([A-Za-z0-9\-._~+/]+=*)")
+# `Bearer` (any case, RFC 7235 §2.1), one space, a b64token (RFC 6750 §2.1): what every client
+# sends; other whitespace is another spelling of the header, refused (docs/security.md #10).
+HEADER = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr] ([A-Za-z0-9\-._~+/]+=*)")
 FORM = "application/x-www-form-urlencoded"
 
 
