@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
@@ -25,6 +26,7 @@ from conftest import (
     serve_apps,
     write_test_config,
 )
+from demo_rp.attestation import AttestationCheck, check_attestation
 from opendid.application import create_app
 from opendid.config import ConfigError, load_config
 from opendid.devtools.login_driver import (
@@ -349,3 +351,71 @@ def test_discovery_lists_the_scopes_and_claims(claims_url):
     doc = requests.get(claims_url + "/.well-known/openid-configuration", timeout=30).json()
     assert doc["scopes_supported"] == ["openid", "email", "profile"]
     assert STANDARD | {CREDENTIAL_CLAIM, "sub", "w3n", "pro"} <= set(doc["claims_supported"])
+
+
+# -- the demo relying party --------------------------------------------------------------------
+
+
+def through_demo_rp(driver: LoginDriver, rp_url: str, path: str) -> str:
+    """Log in through the demo app (its authlib client starts the request); where it sends the
+    browser back to."""
+    page = driver.http.get(rp_url + path, timeout=30)
+    assert page.status_code == 200 and "Log in with your KILT identity" in page.text
+    assert driver.open_session().status_code == 200
+    driver.fetch_request()
+    done = driver.submit()
+    assert done.status_code == 204, done.text
+    return str(done.headers["Location"])
+
+
+def shown_claims(page: str, provisioned: dict[str, Any]) -> None:
+    trusted = provisioned["credentials"]["trusted"]
+    for expected in ('id="claim-email">some@example.org<',
+                     'id="claim-email_verified">true<',
+                     f'id="claim-preferred_username">{provisioned["user"]["web3name"]}<',
+                     f'id="root-hash">{trusted["rootHash"]}',
+                     f'id="ctype-hash">{provisioned["ctype"]}',
+                     f'id="attester">{provisioned["attester"]["did"]}',
+                     'id="attestation" class="valid">valid: attested by '):
+        assert expected in page, expected
+
+
+def test_demo_rp_asks_for_email_and_profile(driver, opendid):
+    response = driver.http.get(opendid.rp_url + "/login/code", allow_redirects=False, timeout=30)
+    query = parse_qs(urlsplit(response.headers["Location"]).query)
+    assert query["scope"] == ["openid email profile"]
+
+
+def test_demo_rp_code_flow_shows_the_claims_from_userinfo(driver, opendid, provisioned):
+    location = through_demo_rp(driver, opendid.rp_url, "/login/code")
+    page = driver.http.get(location, timeout=30)
+    assert page.status_code == 200, page.text
+    shown_claims(page.text, provisioned)
+
+
+def test_demo_rp_implicit_flow_shows_the_claims_from_the_id_token(driver, opendid, provisioned):
+    location = through_demo_rp(driver, opendid.rp_url, "/login/implicit")
+    fragment = {k: v[0] for k, v in parse_qs(urlsplit(location).fragment).items()}
+    page = driver.http.post(opendid.rp_url + "/callback/implicit", data=fragment, timeout=30)
+    assert page.status_code == 200, page.text
+    shown_claims(page.text, provisioned)
+
+
+def test_a_back_end_checks_the_credential_claim_on_chain(chain, provisioned):
+    """The demo's check, against the dev chain's real attestations."""
+    trusted, revoked = (provisioned["credentials"][k] for k in ("trusted", "revoked"))
+    claim = {"rootHash": trusted["rootHash"], "cTypeHash": provisioned["ctype"],
+             "attester": provisioned["attester"]["did"]}
+    assert check_attestation(chain, claim).valid
+    cases = [
+        ({**claim, "rootHash": revoked["rootHash"]}, "the attestation has been revoked"),
+        ({**claim, "rootHash": "0x" + "ab" * 32}, "no attestation on chain"),
+        ({**claim, "cTypeHash": "0x" + "cd" * 32}, "attested for another CType"),
+        ({**claim, "attester": provisioned["untrustedAttester"]["did"]},
+         "attested by another DID"),
+        ({**claim, "rootHash": trusted["rootHash"].upper()},
+         "the credential claim has no valid root hash"),
+        ({"cTypeHash": provisioned["ctype"]}, "the credential claim has no valid root hash"),
+    ]
+    for changed, message in cases:
+        assert check_attestation(chain, changed) == AttestationCheck(False, message), message
