@@ -63,6 +63,11 @@ def claims_clients(provisioned: dict[str, Any]) -> dict[str, Any]:
         "unmapped": {**standard, "requirements": requirement(provisioned), "claimMap": {}},
         # any attester accepted: nobody the client named vouched for the address
         "any-attester": {**standard, "requirements": requirement(provisioned, trusted=False)},
+        # trusts the attester, but for another CType; the email's CType: any attester
+        "other-ctype": {**standard, "requirements": [
+            *requirement(provisioned, trusted=False),
+            {"cTypeHash": "0x" + "ab" * 32, "trustedAttesters": [provisioned["attester"]["did"]]},
+        ]},
         # DID-only login for a standard client
         "did-std": {**standard},
         # removed while its tokens live (test_userinfo_refuses_tokens_of_a_removed_client)
@@ -236,6 +241,11 @@ def test_email_not_verified_when_the_client_trusts_any_attester(login, claims_ur
         result = implicit(login, "any-attester", "openid email", credential=credential)
         claims = verified(claims_url, result["id_token"])
         assert (claims["email"], claims["email_verified"]) == (address, False), credential
+
+
+def test_email_not_verified_when_the_attester_is_trusted_for_another_ctype(login, claims_url):
+    claims = verified(claims_url, implicit(login, "other-ctype", "openid email")["id_token"])
+    assert (claims["email"], claims["email_verified"]) == ("some@example.org", False)
 
 
 # -- the credential claim ----------------------------------------------------------------------
