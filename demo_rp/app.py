@@ -1,8 +1,11 @@
 """The demo relying party: authlib's OAuth client, configured only with the discovery URL.
 
-"Log in (authorization code flow)" runs the code flow with PKCE; "Log in (implicit flow)" asks
-for an id_token in the fragment, which the callback page posts back. Either way the id_token is
-verified through JWKS and the user is greeted by web3name or DID.
+It asks for `openid email profile`. "Log in (authorization code flow)" runs the code flow with
+PKCE and reads the standard claims (email, preferred_username, ...) from userinfo; "Log in
+(implicit flow)" asks for an id_token in the fragment, which the callback page posts back, and
+finds them in the id_token (no access token). Either way the id_token is verified through JWKS,
+the user is greeted by web3name or DID, and the credential named in the id_token
+(`kilt_credential`) has its attestation checked on chain by the back end (`attestation.py`).
 """
 
 from __future__ import annotations
@@ -11,14 +14,25 @@ import os
 import secrets
 from typing import Any
 
+import requests
 from authlib.common.errors import AuthlibBaseError
 from authlib.integrations.flask_client import OAuth
 from flask import Flask, abort, redirect, render_template, request, session, url_for
 from joserfc.errors import JoseError
 from werkzeug.wrappers import Response
 
+from demo_rp.attestation import check_attestation
+from opendid.kilt.chain import ChainClient
+from opendid.oidc.claims import CREDENTIAL_CLAIM
 
-def create_demo_app(issuer: str, client_id: str, client_secret: str, base_url: str) -> Flask:
+SCOPE = "openid email profile"
+SHOWN_CLAIMS = ("email", "email_verified", "preferred_username", "name", "given_name",
+                "family_name", "nickname")
+
+
+def create_demo_app(issuer: str, client_id: str, client_secret: str, base_url: str,
+                    chain_url: str | None = None) -> Flask:
+    """`chain_url`: where to check attestations; by default the chain the provider uses."""
     app = Flask(__name__)
     app.secret_key = secrets.token_bytes(32)
     app.config.update(SESSION_COOKIE_NAME="demo_rp", SESSION_COOKIE_SAMESITE="Lax")
@@ -28,14 +42,26 @@ def create_demo_app(issuer: str, client_id: str, client_secret: str, base_url: s
         client_id=client_id,
         client_secret=client_secret,
         server_metadata_url=f"{issuer}/.well-known/openid-configuration",
-        client_kwargs={"scope": "openid", "code_challenge_method": "S256"},
+        client_kwargs={"scope": SCOPE, "code_challenge_method": "S256"},
     )
     remote: Any = oauth.opendid
+    chains: list[ChainClient] = []
+
+    def chain() -> ChainClient:
+        """One chain client for the app, made on first use."""
+        if not chains:
+            url = chain_url or str(requests.get(f"{issuer}/api/v1/endpoint", timeout=10).json())
+            chains.append(ChainClient(url))
+        return chains[0]
 
     def greet(claims: dict[str, Any], flow: str) -> str:
+        credential = claims.get(CREDENTIAL_CLAIM)
+        check = check_attestation(chain(), credential) if isinstance(credential, dict) else None
         return render_template("greeting.html", name=claims.get("w3n") or claims["sub"],
                                did=claims["sub"], web3name=claims.get("w3n") or "",
-                               properties=claims.get("pro") or {}, flow=flow)
+                               properties=claims.get("pro") or {}, flow=flow,
+                               standard={k: claims[k] for k in SHOWN_CLAIMS if k in claims},
+                               credential=credential, check=check)
 
     @app.get("/")
     def home() -> str:
@@ -52,7 +78,12 @@ def create_demo_app(issuer: str, client_id: str, client_secret: str, base_url: s
             return render_template("failed.html", error=request.args["error"],
                                    description=request.args.get("error_description", "")), 400
         token = remote.authorize_access_token()
-        return greet(token["userinfo"], "authorization code flow")
+        # the id_token's claims, then userinfo's: the scopes' claims come from there when an
+        # access token is issued (OIDC Core 5.4)
+        claims = {**token["userinfo"], **remote.userinfo(token=token)}
+        if claims["sub"] != token["userinfo"]["sub"]:
+            abort(400, "userinfo is about someone else")
+        return greet(claims, "authorization code flow")
 
     @app.get("/login/implicit")
     def login_implicit() -> Response:
@@ -91,7 +122,8 @@ def main() -> None:
     port = int(os.environ.get("DEMO_PORT", "1606"))
     base_url = os.environ.get("DEMO_BASE_URL", f"http://localhost:{port}")
     app = create_demo_app(os.environ["DEMO_ISSUER"], os.environ["DEMO_CLIENT_ID"],
-                          os.environ["DEMO_CLIENT_SECRET"], base_url)
+                          os.environ["DEMO_CLIENT_SECRET"], base_url,
+                          os.environ.get("DEMO_CHAIN_URL"))
     app.run(host="127.0.0.1", port=port)
 
 

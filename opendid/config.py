@@ -2,8 +2,8 @@
 
 A config error names the file, the key and what is wrong. `production: true` refuses weak or
 default secrets. This project's additions are optional: top-level `issuer`, `chainSpec`,
-`didLoginMaxTokenLifetime`, and per client `idTokenSignedResponseAlg`, `responseTypes` and
-`refreshRequiresClientAuth`.
+`didLoginMaxTokenLifetime`, `claimMap`, and per client `idTokenSignedResponseAlg`, `responseTypes`,
+`refreshRequiresClientAuth` and `claimMap`.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from opendid.kilt.chain import resolve_endpoint
+from opendid.oidc.claims import DEFAULT_CLAIM_MAP, MAPPABLE_CLAIMS
 from opendid.private_files import write_private
 from opendid.store.clients import RESPONSE_TYPES
 
@@ -75,6 +76,17 @@ class Requirement(_Model):
     requiredProperties: list[str] = Field(default_factory=list)
 
 
+def check_claim_map(value: dict[str, str] | None) -> dict[str, str] | None:
+    """A claim map names standard claims this provider can fill, each from a property."""
+    for claim, property_name in (value or {}).items():
+        if claim not in MAPPABLE_CLAIMS:
+            raise ValueError(f"'{claim}' is not a standard claim that a credential property can "
+                             f"fill (one of: {', '.join(MAPPABLE_CLAIMS)})")
+        if not property_name:
+            raise ValueError(f"'{claim}': name the credential property that fills it")
+    return value
+
+
 class ClientConfig(_Model):
     requirements: list[Requirement] = Field(default_factory=list)
     redirectUrls: list[str] = Field(default_factory=list)
@@ -87,6 +99,11 @@ class ClientConfig(_Model):
     # Opt in to RFC 6749 §6 for an OpenDID-style client: its refresh tokens only at /token with
     # client authentication, refused at /api/v1/refresh (always so for standard clients).
     refreshRequiresClientAuth: bool = False
+    # Standard claim -> credential property for this client (OIDC scopes email, profile);
+    # None: the top-level claimMap.
+    claimMap: dict[str, str] | None = None
+
+    _claim_map = field_validator("claimMap")(check_claim_map)
 
     @field_validator("responseTypes")
     @classmethod
@@ -128,6 +145,10 @@ class Config(_Model):
     # The longest validity (exp - nbf, and exp - now) a DID-only login token may claim, in
     # seconds: a captured token is useless once it expires, so a wallet's token must be short.
     didLoginMaxTokenLifetime: int = Field(default=300, gt=0, le=86400)
+    # The default claim map: standard claim -> credential property, e.g. {email: Email}.
+    claimMap: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_CLAIM_MAP))
+
+    _claim_map = field_validator("claimMap")(check_claim_map)
 
     @field_validator("kiltEndpoint")
     @classmethod

@@ -82,6 +82,7 @@ def build_services(config: Config, instance: Path, dev: bool = False,
             id_token_alg=client.idTokenSignedResponseAlg,
             response_types=None if client.responseTypes is None else tuple(client.responseTypes),
             refresh_requires_client_auth=client.refreshRequiresClientAuth,
+            claim_map=client.claimMap,
         ))
     lifetime = max(config.jwt.accessTokenLifetime, config.jwt.refreshTokenLifetime)
     keyring = KeyRing(instance / "jwks.json", lifetime)
@@ -92,7 +93,8 @@ def build_services(config: Config, instance: Path, dev: bool = False,
     return Services(
         config=config, chain=chain, clients=clients, onetime=onetime, grants=grants,
         keyring=keyring, tokens=tokens, provider=Provider(config, clients, grants, tokens),
-        token_endpoint=TokenEndpoint(config, clients, grants, tokens), userinfo=UserInfo(grants),
+        token_endpoint=TokenEndpoint(config, clients, grants, tokens),
+        userinfo=UserInfo(grants, clients, config),
         login=LoginService(config, chain, onetime), dev=dev, wallet_path=wallet_path,
         redis=state.redis,
     )

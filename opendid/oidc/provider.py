@@ -81,7 +81,7 @@ class Provider:
             self._store(access.token, "access", grant_id, client, identity, access.lifetime,
                         request.scope)
         id_token = self.tokens.id_token(client, identity, request.nonce,
-                                        access.token if access else None)
+                                        access.token if access else None, scope=request.scope)
         log.info("implicit login of %s for %s", identity.did, client.client_id)
         if client.is_standard:
             params: dict[str, Any] = {"id_token": id_token}

@@ -5,7 +5,10 @@ the config's algorithm and key, `iss` = `jwt.tokenIssuer`. Standard clients get 
 signed with the JWKS key of their algorithm, `iss` = the OIDC issuer, `aud` = their client id,
 plus `auth_time` and `at_hash`. Public clients are always standard (RS256 unless configured):
 without a secret they could not check a token signed with the server-wide HMAC secret. Both
-kinds carry OpenDID's `w3n` and `pro`.
+kinds carry OpenDID's `w3n` and `pro`. A standard client's ID token also names the credential
+of a credential login (`kilt_credential`), and, when no access token is issued (implicit
+`id_token`), carries the standard claims of the granted scopes (OIDC Core §5.4), since there is
+no access token to fetch them from userinfo with.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from joserfc import jwt
 
 from opendid.config import Config
 from opendid.login.identity import Identity
+from opendid.oidc.claims import CREDENTIAL_CLAIM, client_claims, credential_claim
 from opendid.oidc.keys import KeyRing, config_key
 from opendid.store.clients import ClientRecord
 
@@ -52,7 +56,8 @@ class TokenService:
         return self.config.oidc_issuer if client.is_standard else self.config.jwt.tokenIssuer
 
     def id_token(self, client: ClientRecord, identity: Identity, nonce: str | None,
-                 access_token: str | None = None, code: str | None = None) -> str:
+                 access_token: str | None = None, code: str | None = None,
+                 scope: str | None = None) -> str:
         now = int(time.time())
         claims: dict[str, Any] = {
             "iss": self._issuer(client),
@@ -72,6 +77,11 @@ class TokenService:
                 claims["at_hash"] = create_half_hash(access_token, alg).decode()
             if code:
                 claims["c_hash"] = create_half_hash(code, alg).decode()
+            credential = credential_claim(identity)
+            if credential:
+                claims[CREDENTIAL_CLAIM] = credential
+            if access_token is None:
+                claims.update(client_claims(client, identity, scope, self.config.claimMap))
         else:
             claims["aud"] = self.config.jwt.accessTokenAudience
         return self._sign(claims, client)

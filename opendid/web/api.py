@@ -22,6 +22,7 @@ from opendid.login.service import LoginError
 from opendid.oidc.authorize import AuthorizeError, AuthRequest, validate_authorize
 from opendid.store.clients import ClientRecord
 from opendid.web import respond
+from opendid.web.bearer import BearerError, bearer_token
 from opendid.web.context import current_login, save_login, services
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -145,15 +146,24 @@ def refresh() -> Response:
 
 @bp.route("/userinfo", methods=["GET", "POST"])
 def userinfo() -> Response:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    claims = services().userinfo.claims(token.strip()) if scheme.lower() == "bearer" else None
+    """The token in the Authorization header, or in a POST form body (RFC 6750 §2.2)."""
+    try:
+        claims = services().userinfo.claims(bearer_token(request))
+    except BearerError as exc:
+        return bearer_error(exc)
     if claims is None:
-        response = jsonify(error="invalid_token", error_description="Invalid access token")
-        response.status_code = 401
-        response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
-        return response
-    return jsonify(claims)
+        return bearer_error(BearerError("invalid_token", "Invalid access token"))
+    response = jsonify(claims)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def bearer_error(exc: BearerError) -> Response:
+    """RFC 6750 §3: the error in the body and in `WWW-Authenticate`."""
+    response = jsonify(error=exc.error, error_description=exc.description)
+    response.status_code = exc.status
+    response.headers["WWW-Authenticate"] = f'Bearer error="{exc.error}"'
+    return response
 
 
 @bp.get("/endpoint")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify
 
 from opendid.oidc.authorize import RESPONSE_MODES
+from opendid.oidc.claims import CREDENTIAL_CLAIM, SUPPORTED_SCOPES, supported_claims
 from opendid.oidc.keys import JWKS_ALGORITHMS
 from opendid.store.clients import RESPONSE_TYPES
 from opendid.web.context import services
@@ -36,9 +37,9 @@ def openid_configuration() -> Response:
         "token_endpoint_auth_methods_supported": [
             "client_secret_basic", "client_secret_post", "none"],
         "code_challenge_methods_supported": ["S256"],
-        "scopes_supported": ["openid"],
+        "scopes_supported": list(SUPPORTED_SCOPES),
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "w3n",
-                             "pro"],
+                             "pro", *supported_claims(), CREDENTIAL_CLAIM],
     })
 
 
