@@ -23,7 +23,7 @@ from opendid.services import build_services
 from opendid.store.clients import ClientRecord
 from opendid.store.db import secure_sqlite_file
 from opendid.store.housekeeping import PURGE_INTERVAL, Housekeeper
-from opendid.web import api, devwallet, errors, pages, wellknown
+from opendid.web import api, devwallet, errors, logout, pages, wellknown
 from opendid.web.jsonbody import BoundedJSONProvider
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -174,7 +174,7 @@ def create_app(config: Config | str | os.PathLike[str] | None = None, *, dev: bo
     services.token_endpoint.init_app(app)
     app.extensions["opendid"] = services
     housekeeper = Housekeeper([services.onetime.purge, services.grants.purge,
-                               _session_purge(app, sessions_db)],
+                               services.sso.purge, _session_purge(app, sessions_db)],
                               interval=_purge_interval(purge_interval))
     app.extensions["opendid-housekeeper"] = housekeeper
 
@@ -183,6 +183,7 @@ def create_app(config: Config | str | os.PathLike[str] | None = None, *, dev: bo
         housekeeper.maybe_run()
 
     app.register_blueprint(api.bp)
+    app.register_blueprint(logout.bp)
     app.register_blueprint(wellknown.bp)
     app.register_blueprint(pages.bp)
     if dev:

@@ -2,8 +2,8 @@
 
 A config error names the file, the key and what is wrong. `production: true` refuses weak or
 default secrets. This project's additions are optional: top-level `issuer`, `chainSpec`,
-`didLoginMaxTokenLifetime`, and per client `idTokenSignedResponseAlg`, `responseTypes` and
-`refreshRequiresClientAuth`.
+`didLoginMaxTokenLifetime`, `ssoSessionLifetime`, and per client `idTokenSignedResponseAlg`,
+`responseTypes`, `refreshRequiresClientAuth` and `postLogoutRedirectUrls`.
 """
 
 from __future__ import annotations
@@ -87,6 +87,9 @@ class ClientConfig(_Model):
     # Opt in to RFC 6749 §6 for an OpenDID-style client: its refresh tokens only at /token with
     # client authentication, refused at /api/v1/refresh (always so for standard clients).
     refreshRequiresClientAuth: bool = False
+    # Where RP-initiated logout may send the user afterwards (`post_logout_redirect_uri`);
+    # empty: the client's redirectUrls are accepted.
+    postLogoutRedirectUrls: list[str] = Field(default_factory=list)
 
     @field_validator("responseTypes")
     @classmethod
@@ -114,6 +117,9 @@ class Config(_Model):
     # The longest validity (exp - nbf, and exp - now) a DID-only login token may claim, in
     # seconds: a captured token is useless once it expires, so a wallet's token must be short.
     didLoginMaxTokenLifetime: int = Field(default=300, gt=0, le=86400)
+    # How long (seconds) the provider's login session (single sign-on) lasts after a wallet
+    # login; reusing it for another authorization request does not extend it.
+    ssoSessionLifetime: int = Field(default=3600, gt=0, le=30 * 86400)
 
     @field_validator("kiltEndpoint")
     @classmethod

@@ -14,6 +14,7 @@ from opendid.kilt.errors import KiltError
 from opendid.login.service import LoginService
 from opendid.oidc.keys import KeyRing
 from opendid.oidc.provider import Provider
+from opendid.oidc.sso import SingleSignOn
 from opendid.oidc.token_endpoint import TokenEndpoint
 from opendid.oidc.tokens import TokenService
 from opendid.oidc.userinfo import UserInfo
@@ -21,6 +22,7 @@ from opendid.store.clients import ClientRecord, ClientStore
 from opendid.store.db import Database
 from opendid.store.grants import GrantStore
 from opendid.store.onetime import OneTimeStore
+from opendid.store.sso import SsoStore
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,8 @@ class Services:
     token_endpoint: TokenEndpoint
     userinfo: UserInfo
     login: LoginService
+    sso: SsoStore
+    single_sign_on: SingleSignOn
     dev: bool
     wallet_path: Path | None
     _did_configuration: dict[str, object] | None = None
@@ -76,6 +80,7 @@ def build_services(config: Config, instance: Path, dev: bool = False,
             id_token_alg=client.idTokenSignedResponseAlg,
             response_types=None if client.responseTypes is None else tuple(client.responseTypes),
             refresh_requires_client_auth=client.refreshRequiresClientAuth,
+            post_logout_redirect_urls=list(client.postLogoutRedirectUrls),
         ))
     lifetime = max(config.jwt.accessTokenLifetime, config.jwt.refreshTokenLifetime)
     keyring = KeyRing(instance / "jwks.json", lifetime)
@@ -86,5 +91,8 @@ def build_services(config: Config, instance: Path, dev: bool = False,
         config=config, chain=chain, clients=clients, onetime=onetime, grants=grants,
         keyring=keyring, tokens=tokens, provider=Provider(config, clients, grants, tokens),
         token_endpoint=TokenEndpoint(config, clients, grants, tokens), userinfo=UserInfo(grants),
-        login=LoginService(config, chain, onetime), dev=dev, wallet_path=wallet_path,
+        login=LoginService(config, chain, onetime), sso=SsoStore(db),
+        # lead wires C's revalidation here: may a session answer for this credential still?
+        single_sign_on=SingleSignOn(keyring, config.oidc_issuer, lambda identity: True),
+        dev=dev, wallet_path=wallet_path,
     )
