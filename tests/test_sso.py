@@ -133,6 +133,14 @@ def test_the_session_cookie_is_http_only_lax_and_scoped(driver):
     assert login_session != value  # not Flask's per-login session
 
 
+def test_only_the_hash_of_the_session_id_is_stored(driver, opendid):
+    logged_in(driver)
+    value = driver.http.cookies[COOKIE]
+    rows = opendid.services.sso.db.connect().execute("SELECT * FROM sso_sessions").fetchall()
+    assert not any(value in str(column) for row in rows for column in row)
+    assert any(row[0] == row_key(driver) for row in rows)
+
+
 def test_the_session_cookie_is_secure_in_production(tmp_path):
     app = create_app(write(tmp_path, production_sample()), instance_path=tmp_path / "instance")
     with app.test_request_context("/api/v1/authorize"):
