@@ -103,6 +103,12 @@ def test_an_unregistered_post_logout_redirect_uri_is_never_followed(driver, uri)
     assert not session_alive(driver)  # the logout itself happened
 
 
+def test_without_state_the_redirect_is_the_registered_uri_unchanged(driver):
+    id_token = login(driver)
+    response = logout(driver, id_token_hint=id_token, post_logout_redirect_uri=STANDARD_REDIRECT)
+    assert response.headers["Location"] == STANDARD_REDIRECT
+
+
 def test_post_logout_redirect_urls_replace_the_redirect_urls(driver, opendid, provisioned):
     opendid.services.clients.upsert(ClientRecord(
         client_id="logout-client", client_secret=SECRET, redirect_urls=[STANDARD_REDIRECT],
