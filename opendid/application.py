@@ -18,7 +18,7 @@ from opendid.services import build_services
 from opendid.store.clients import ClientRecord
 from opendid.store.housekeeping import PURGE_INTERVAL, Housekeeper
 from opendid.store.sessions import SqliteSessionInterface, session_interface, unavailable
-from opendid.web import api, devwallet, errors, pages, wellknown
+from opendid.web import api, devwallet, errors, logout, pages, wellknown
 from opendid.web.jsonbody import BoundedJSONProvider
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -140,7 +140,7 @@ def create_app(config: Config | str | os.PathLike[str] | None = None, *, dev: bo
         _warn_any_attester(services.clients.all())
     services.token_endpoint.init_app(app)
     app.extensions["opendid"] = services
-    steps = [services.onetime.purge, services.grants.purge]
+    steps = [services.onetime.purge, services.grants.purge, services.sso.purge]
     if isinstance(sessions, SqliteSessionInterface):  # Redis expires its sessions itself
         steps.append(sessions.purge)
     housekeeper = Housekeeper(steps, interval=_purge_interval(purge_interval))
@@ -160,6 +160,7 @@ def create_app(config: Config | str | os.PathLike[str] | None = None, *, dev: bo
         housekeeper.maybe_run()
 
     app.register_blueprint(api.bp)
+    app.register_blueprint(logout.bp)
     app.register_blueprint(wellknown.bp)
     app.register_blueprint(pages.bp)
     if dev:

@@ -2,8 +2,9 @@
 
 A config error names the file, the key and what is wrong. `production: true` refuses weak or
 default secrets. This project's additions are optional: top-level `issuer`, `chainSpec`,
-`didLoginMaxTokenLifetime`, `claimMap`, and per client `idTokenSignedResponseAlg`, `responseTypes`,
-`refreshRequiresClientAuth` and `claimMap`.
+`didLoginMaxTokenLifetime`, `claimMap`, `ssoSessionLifetime`, `store`, and per client
+`idTokenSignedResponseAlg`, `responseTypes`, `refreshRequiresClientAuth`, `claimMap` and
+`postLogoutRedirectUrls`.
 """
 
 from __future__ import annotations
@@ -104,6 +105,9 @@ class ClientConfig(_Model):
     claimMap: dict[str, str] | None = None
 
     _claim_map = field_validator("claimMap")(check_claim_map)
+    # Where RP-initiated logout may send the user afterwards (`post_logout_redirect_uri`);
+    # empty: the client's redirectUrls are accepted.
+    postLogoutRedirectUrls: list[str] = Field(default_factory=list)
 
     @field_validator("responseTypes")
     @classmethod
@@ -149,6 +153,9 @@ class Config(_Model):
     claimMap: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_CLAIM_MAP))
 
     _claim_map = field_validator("claimMap")(check_claim_map)
+    # How long (seconds) the provider's login session (single sign-on) lasts after a wallet
+    # login; reusing it for another authorization request does not extend it.
+    ssoSessionLifetime: int = Field(default=3600, gt=0, le=30 * 86400)
 
     @field_validator("kiltEndpoint")
     @classmethod

@@ -16,6 +16,7 @@ from opendid.kilt.errors import KiltError
 from opendid.login.service import LoginService
 from opendid.oidc.keys import KeyRing
 from opendid.oidc.provider import Provider
+from opendid.oidc.sso import SingleSignOn
 from opendid.oidc.token_endpoint import TokenEndpoint
 from opendid.oidc.tokens import TokenService
 from opendid.oidc.userinfo import UserInfo
@@ -25,6 +26,8 @@ from opendid.store.grants import GrantStore
 from opendid.store.onetime import OneTimeStore
 from opendid.store.redis_grants import RedisGrantStore
 from opendid.store.redis_onetime import RedisOneTimeStore
+from opendid.store.redis_sso import RedisSsoStore
+from opendid.store.sso import SsoStore
 from opendid.store.state import open_state
 
 log = logging.getLogger(__name__)
@@ -43,6 +46,8 @@ class Services:
     token_endpoint: TokenEndpoint
     userinfo: UserInfo
     login: LoginService
+    sso: SsoStore | RedisSsoStore
+    single_sign_on: SingleSignOn
     dev: bool
     wallet_path: Path | None
     redis: Redis | None = None  # the shared state store, when it is Redis
@@ -83,6 +88,7 @@ def build_services(config: Config, instance: Path, dev: bool = False,
             response_types=None if client.responseTypes is None else tuple(client.responseTypes),
             refresh_requires_client_auth=client.refreshRequiresClientAuth,
             claim_map=client.claimMap,
+            post_logout_redirect_urls=list(client.postLogoutRedirectUrls),
         ))
     lifetime = max(config.jwt.accessTokenLifetime, config.jwt.refreshTokenLifetime)
     keyring = KeyRing(instance / "jwks.json", lifetime)
@@ -95,6 +101,8 @@ def build_services(config: Config, instance: Path, dev: bool = False,
         keyring=keyring, tokens=tokens, provider=Provider(config, clients, grants, tokens),
         token_endpoint=TokenEndpoint(config, clients, grants, tokens),
         userinfo=UserInfo(grants, clients, config),
-        login=LoginService(config, chain, onetime), dev=dev, wallet_path=wallet_path,
-        redis=state.redis,
+        login=LoginService(config, chain, onetime), sso=state.sso,
+        # lead wires C's revalidation here: may a session answer for this credential still?
+        single_sign_on=SingleSignOn(keyring, config.oidc_issuer, lambda identity: True),
+        dev=dev, wallet_path=wallet_path, redis=state.redis,
     )

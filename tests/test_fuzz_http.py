@@ -34,7 +34,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from substrateinterface import Keypair
 
-from conftest import OPENDID_REDIRECT, SECRET, bind_server, start_server
+from conftest import OPENDID_REDIRECT, SECRET, STANDARD_REDIRECT, bind_server, start_server
 from opendid.application import create_app
 from opendid.devtools.login_driver import LoginDriver, pkce_pair
 from opendid.devtools.wallet import Wallet
@@ -267,7 +267,7 @@ class Target:
         """Everything a request may change: one-time values, codes, tokens, sessions' data."""
         state: dict[str, Any] = {}
         with sqlite3.connect(self.instance / "opendid.db") as conn:
-            for table in ("one_time", "codes", "tokens"):
+            for table in ("one_time", "codes", "tokens", "sso_sessions"):
                 state[table] = sorted(conn.execute(f"SELECT * FROM {table}").fetchall())
         serializer = self.app.session_interface.serializer  # type: ignore[attr-defined]
         with sqlite3.connect(self.instance / "sessions.db") as conn:
@@ -374,11 +374,23 @@ def state_dev_request(target: Target) -> State:
     return State("dev-request", _cookie(driver.http), state.extra)
 
 
+def state_sso(target: Target) -> State:
+    """A browser holding a provider session (a finished standard login), and its id_token."""
+    driver = _driver(target)
+    done = driver.login(client_id="standard-client", redirect_uri=STANDARD_REDIRECT,
+                        response_type="code", state="s", nonce="n")
+    tokens = driver.token(grant_type="authorization_code", code=done["code"],
+                          redirect_uri=STANDARD_REDIRECT, client_id="standard-client",
+                          client_secret=SECRET).json()
+    return State("sso", None, {"sso": driver.http.cookies["opendid_sso"],
+                               "id_token": tokens["id_token"]})
+
+
 STATES: dict[str, Callable[[Target], State]] = {
     "anon": state_anon, "login": state_login, "challenged": state_challenged,
     "wallet": state_wallet, "requested": state_requested, "did": state_did,
     "granted": state_granted, "dev-session": state_dev_session,
-    "dev-request": state_dev_request,
+    "dev-request": state_dev_request, "sso": state_sso,
 }
 
 
@@ -564,6 +576,38 @@ def authorize_post(target: Target, state: State) -> st.SearchStrategy[Req]:
     return bodies("POST", "/api/v1/authorize", form=form)
 
 
+LOGOUT_PARAMS = ["id_token_hint", "post_logout_redirect_uri", "client_id", "state", "confirm"]
+
+
+def logout_values(state: State) -> dict[str, st.SearchStrategy[str]]:
+    hint = state.extra.get("id_token")
+    return {
+        "id_token_hint": st.sampled_from([hint, *token_variants(hint)] if hint else [""]),
+        "post_logout_redirect_uri": st.sampled_from([STANDARD_REDIRECT, OPENDID_REDIRECT,
+                                                     STANDARD_REDIRECT + "/", "//evil.example",
+                                                     "javascript:alert(1)", "http://["]),
+        "client_id": st.sampled_from(["standard-client", "opendid-client", "STANDARD-CLIENT",
+                                      "standard-client\x00"]),
+        "confirm": st.sampled_from(["", "0" * 64, "a" * 65]),
+    }
+
+
+def logout(method: str) -> Build:
+    def build(target: Target, state: State) -> st.SearchStrategy[Req]:
+        values = logout_values(state)
+        if method == "GET":
+            return bodies("GET", "/api/v1/logout", query=raw_query(LOGOUT_PARAMS, values))
+        form = st.fixed_dictionaries({}, optional={
+            name: values.get(name, STRINGS) for name in LOGOUT_PARAMS})
+        return bodies("POST", "/api/v1/logout", form=form)
+    return build
+
+
+def logged_out(answer: Answer) -> bool:
+    """The session ended: back to the client, or the logged-out page."""
+    return answer.status == 302 or (answer.status == 200 and "You are logged out" in answer.text)
+
+
 def post_challenge(target: Target, state: State) -> st.SearchStrategy[Req]:
     return bodies("POST", "/api/v1/challenge", challenge_bodies(target, state))
 
@@ -671,6 +715,8 @@ ROUTES: dict[tuple[str, str], Endpoint] = {
     ("/api/v1/refresh", "POST"): Endpoint(refresh, ("anon", "granted")),
     ("/api/v1/userinfo", "GET"): Endpoint(userinfo("GET"), ("anon", "granted")),
     ("/api/v1/userinfo", "POST"): Endpoint(userinfo("POST"), ("anon", "granted")),
+    ("/api/v1/logout", "GET"): Endpoint(logout("GET"), ("anon", "sso"), logged_out),
+    ("/api/v1/logout", "POST"): Endpoint(logout("POST"), ("anon", "sso"), logged_out),
     ("/api/v1/endpoint", "GET"): Endpoint(generic("GET", "/api/v1/endpoint")),
     ("/api/v1/health", "GET"): Endpoint(generic("GET", "/api/v1/health")),
     ("/api/v1/did-key/<did>", "GET"): Endpoint(did_key),
@@ -755,6 +801,11 @@ class Fuzz:
             self.client.set_cookie("opendid", self.state.cookie, domain="localhost")
             self.http.cookies.set("opendid", self.state.cookie,
                                   domain=urlsplit(self.target.url).hostname, path="/")
+        if self.state.extra.get("sso"):  # the provider session (single sign-on)
+            self.client.set_cookie("opendid_sso", self.state.extra["sso"], domain="localhost",
+                                   path="/api/v1")
+            self.http.cookies.set("opendid_sso", self.state.extra["sso"],
+                                  domain=urlsplit(self.target.url).hostname, path="/api/v1")
 
     def check(self, req: Req, over_http: bool = False) -> None:
         before = self.target.snapshot()

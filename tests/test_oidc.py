@@ -130,7 +130,7 @@ def test_public_client_cannot_use_a_secret_and_confidential_needs_one(driver):
                              "code_challenge": challenge})
     response = redeem(driver, params["code"], "public-client", verifier, auth="post")
     assert response.status_code == 401
-    params = driver.login(**STANDARD)
+    params = driver.login(**STANDARD, prompt="login")  # the wallet again, not single sign-on
     response = redeem(driver, params["code"], auth="none")
     assert (response.status_code, response.json()["error"]) == (401, "invalid_client")
 

@@ -1,9 +1,9 @@
 """Where the shared state lives: SQLite (the embedded default) or Redis (several instances).
 
 The state is what every worker and instance must agree on: browser sessions, one-time
-challenges, DID-login replay entries, codes, tokens and grants. Clients are not state: they stay
-in SQLite and the config. The store URL comes from `$OPENDID_STORE_URL`, else the config's
-`store.url`; none means SQLite in the instance folder.
+challenges, DID-login replay entries, codes, tokens, grants and provider (SSO) sessions.
+Clients are not state: they stay in SQLite and the config. The store URL comes from
+`$OPENDID_STORE_URL`, else the config's `store.url`; none means SQLite in the instance folder.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from opendid.store.grants import GrantStore
 from opendid.store.onetime import OneTimeStore
 from opendid.store.redis_grants import RedisGrantStore
 from opendid.store.redis_onetime import RedisOneTimeStore
+from opendid.store.redis_sso import RedisSsoStore
+from opendid.store.sso import SsoStore
 
 REDIS_TIMEOUT = 2.0  # seconds: an unreachable Redis is a fast 503, not a hung worker
 PREFIX = "opendid:"
@@ -28,6 +30,7 @@ PREFIX = "opendid:"
 class State:
     onetime: OneTimeStore | RedisOneTimeStore
     grants: GrantStore | RedisGrantStore
+    sso: SsoStore | RedisSsoStore
     redis: Redis | None = None
 
 
@@ -43,6 +46,7 @@ def redis_client(url: str) -> Redis:
 def open_state(config: Config, db: Database) -> State:
     url = store_url(config)
     if url is None:
-        return State(OneTimeStore(db), GrantStore(db))
+        return State(OneTimeStore(db), GrantStore(db), SsoStore(db))
     client = redis_client(url)
-    return State(RedisOneTimeStore(client, PREFIX), RedisGrantStore(client, PREFIX), client)
+    return State(RedisOneTimeStore(client, PREFIX), RedisGrantStore(client, PREFIX),
+                 RedisSsoStore(client, PREFIX), client)

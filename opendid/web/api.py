@@ -18,10 +18,17 @@ from flask import (
 
 from opendid.kilt.dids import parse_full_did
 from opendid.kilt.errors import ChainError, ChainUnavailable, InvalidDid
+from opendid.login.identity import Identity
 from opendid.login.service import LoginError
-from opendid.oidc.authorize import AuthorizeError, AuthRequest, validate_authorize
+from opendid.oidc.authorize import (
+    AuthorizeError,
+    AuthRequest,
+    validate_authorize,
+)
+from opendid.oidc.sso import Refuse, Reuse
 from opendid.store.clients import ClientRecord
-from opendid.web import respond
+from opendid.store.sso import requirements_fingerprint
+from opendid.web import respond, sso_cookie
 from opendid.web.bearer import BearerError, bearer_token
 from opendid.web.context import current_login, save_login, services
 
@@ -41,7 +48,8 @@ def found(location: str) -> Response:
 
 @bp.route("/authorize", methods=["GET", "POST"])
 def authorize() -> Response | tuple[str, int]:
-    """By GET, or by POST with a form body (OIDC Core 3.1.2.1)."""
+    """By GET, or by POST with a form body (OIDC Core 3.1.2.1). A provider session that
+    covers the request answers it at once (single sign-on); else the login page."""
     svc = services()
     if request.method == "POST" and request.mimetype != FORM:
         return render_template("error.html", title="This login request is not valid",
@@ -55,7 +63,17 @@ def authorize() -> Response | tuple[str, int]:
         return render_template("error.html", title="This login link is not valid",
                                message=exc.description), 400
     client = svc.provider.client_for(auth)
-    login = {"id": os.urandom(16).hex(), "request": auth.to_dict()}
+    decision = svc.single_sign_on.decide(auth, client, svc.sso.find(sso_cookie.read()))
+    if isinstance(decision, Reuse):
+        return respond.to_client(svc.provider.complete(auth, client, decision.identity))
+    if isinstance(decision, Refuse):
+        return respond.to_client(svc.provider.error(auth, decision.error,
+                                                    decision.description))
+    login: dict[str, Any] = {"id": os.urandom(16).hex(), "request": auth.to_dict()}
+    if decision.signed_in_as:
+        login["signed_in_as"] = decision.signed_in_as
+    if decision.hint_sub:
+        login["hint_sub"] = decision.hint_sub
     if not client.requirements:
         login["did_nonce"] = auth.nonce or os.urandom(16).hex()
     session.clear()
@@ -113,7 +131,7 @@ def post_credentials() -> Response:
     auth, client = login_client(login)
     identity = svc.login.submit_credential(login["id"], login["credential_challenge"],
                                            client.requirements, request.get_json(silent=True))
-    return respond.after_login(svc.provider.complete(auth, client, identity))
+    return finish_login(login, auth, client, identity)
 
 
 @bp.post("/did/<path:token>")
@@ -124,7 +142,24 @@ def did_login(token: str) -> Response:
     svc = services()
     auth, client = login_client(login)
     identity = svc.login.did_login(login["id"], login["did_nonce"], token)
-    return respond.after_login(svc.provider.complete(auth, client, identity))
+    return finish_login(login, auth, client, identity)
+
+
+def finish_login(login: dict[str, Any], auth: AuthRequest, client: ClientRecord,
+                 identity: Identity) -> Response:
+    """The client's answer, and the provider session this browser now holds. A client that
+    named its user (`id_token_hint`) gets `login_required` when someone else logged in."""
+    svc = services()
+    hint_sub = login.get("hint_sub")
+    if hint_sub is not None and hint_sub != identity.did:
+        return respond.after_login(svc.provider.error(
+            auth, "login_required", "The user who logged in is not the one in id_token_hint"))
+    response = respond.after_login(svc.provider.complete(auth, client, identity))
+    session_id = svc.sso.login(sso_cookie.read(), client.client_id,
+                               requirements_fingerprint(client.requirements), identity,
+                               svc.config.ssoSessionLifetime)
+    sso_cookie.store(response, session_id)
+    return response
 
 
 @bp.post("/token")

@@ -25,6 +25,7 @@ def login_page() -> str:
         requirements=[describe_requirement(r) for r in client.requirements] if client else [],
         mode="credential" if client and client.requirements else "did",
         nonce=(login or {}).get("did_nonce", ""),
+        signed_in_as=(login or {}).get("signed_in_as"),
         dev=svc.dev,
         app_name=svc.config.displayName,
     )

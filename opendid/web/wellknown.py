@@ -23,6 +23,7 @@ def openid_configuration() -> Response:
         "token_endpoint": f"{issuer}/api/v1/token",
         "userinfo_endpoint": f"{issuer}/api/v1/userinfo",
         "jwks_uri": f"{issuer}/.well-known/jwks.json",
+        "end_session_endpoint": f"{issuer}/api/v1/logout",
         "response_types_supported": list(RESPONSE_TYPES),
         # query for the code flow, fragment and form_post for every response type
         "response_modes_supported": list(RESPONSE_MODES),
