@@ -1,0 +1,154 @@
+"""RP-Initiated Logout OP (oidcc-rp-initiated-logout-certification-test-plan): after a normal
+code flow, the browser goes to the discovered end_session_endpoint.
+
+The plan's client registers a post_logout_redirect_uri; standard-client registers none, so its
+redirect URIs are accepted as such (issue 7, §1).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
+
+import requests
+
+from conftest import STANDARD_REDIRECT
+from tests.conformance.conftest import (
+    CODE,
+    OP,
+    RP,
+    TIMEOUT,
+    USER_INTERFACE_ERRORS,
+    Browser,
+    Flow,
+    run,
+)
+
+POST_LOGOUT = STANDARD_REDIRECT
+
+
+def _logout(browser: Browser, op: OP, **params: str) -> requests.Response:
+    """BuildRedirectToEndSessionEndpoint, then the browser goes there."""
+    url = op.endpoint("end_session_endpoint")
+    return browser.http.get(f"{url}?{urlencode(params)}" if params else url,
+                            allow_redirects=False, timeout=TIMEOUT)
+
+
+def _signed_in(browser: Browser, rp: RP) -> Flow:
+    """The normal flow; then a silent authorization shows the session is live, so that what
+    follows the logout tests the logout and not a provider that never kept a session."""
+    flow = run(browser, rp, CODE)
+    request = rp.request(CODE, prompt="none")
+    rp.check_success(request, browser.silent(request.url, rp.redirect_uri))
+    return flow
+
+
+def _logged_out(browser: Browser, rp: RP) -> None:
+    """The second authorization, with prompt=none, must fail: the user was logged out."""
+    request = rp.request(CODE, prompt="none", state_length=128)
+    answer = browser.silent(request.url, rp.redirect_uri)
+    assert rp.check_error(request, answer) in USER_INTERFACE_ERRORS
+
+
+def _not_sent_back(response: requests.Response) -> None:
+    """The OP must not redirect to the client: an error page, or a page asking the user."""
+    if response.status_code in (301, 302, 303, 307, 308):
+        target = urljoin(response.url, response.headers["Location"])
+        assert not target.startswith(STANDARD_REDIRECT), target
+    else:
+        assert response.status_code in (200, 400), response.status_code
+
+
+def _logged_out_page(response: requests.Response) -> None:
+    """ExpectSuccessfulLogoutPage: a page saying so, no redirect."""
+    assert response.status_code == 200, response.status_code
+    assert "logged out" in response.text.lower()
+
+
+def test_oidcc_rp_initiated_logout_discovery_endpoint_verification(op: OP) -> None:
+    """CheckDiscEndSessionEndpoint: present, an absolute URL (https in production)."""
+    endpoint = urlsplit(op.endpoint("end_session_endpoint"))
+    assert endpoint.scheme in ("http", "https") and endpoint.netloc
+    assert op.endpoint("end_session_endpoint").startswith(op.issuer)
+
+
+def test_oidcc_rp_initiated_logout(browser: Browser, rp: RP, op: OP) -> None:
+    """Back at the post_logout_redirect_uri with the state and nothing unexpected; then
+    prompt=none fails."""
+    flow = _signed_in(browser, rp)
+    state = secrets.token_urlsafe(96)[:128]
+    response = _logout(browser, op, id_token_hint=flow.id_token,
+                       post_logout_redirect_uri=POST_LOGOUT, state=state)
+    assert response.status_code in (302, 303), response.status_code
+    target = urlsplit(urljoin(response.url, response.headers["Location"]))
+    assert f"{target.scheme}://{target.netloc}{target.path}" == POST_LOGOUT
+    assert _query(target.query) == {"state": state}  # CheckPostLogoutState, nothing else
+    _logged_out(browser, rp)
+
+
+def test_oidcc_rp_initiated_logout_no_state(browser: Browser, rp: RP, op: OP) -> None:
+    flow = _signed_in(browser, rp)
+    response = _logout(browser, op, id_token_hint=flow.id_token,
+                       post_logout_redirect_uri=POST_LOGOUT)
+    assert response.status_code in (302, 303), response.status_code
+    target = urlsplit(urljoin(response.url, response.headers["Location"]))
+    assert f"{target.scheme}://{target.netloc}{target.path}" == POST_LOGOUT
+    assert _query(target.query) == {}  # CheckNoPostLogoutState, no unexpected parameters
+    _logged_out(browser, rp)
+
+
+def test_oidcc_rp_initiated_logout_bad_post_logout_redirect_uri(browser: Browser, rp: RP,
+                                                               op: OP) -> None:
+    flow = _signed_in(browser, rp)
+    unregistered = "http://127.0.0.1:1607/unregistered-logout"
+    response = _logout(browser, op, id_token_hint=flow.id_token,
+                       post_logout_redirect_uri=unregistered, state="s")
+    _not_sent_back(response)
+    if response.is_redirect:
+        assert not response.headers["Location"].startswith(unregistered)
+
+
+def test_oidcc_rp_initiated_logout_modified_id_token_hint(browser: Browser, rp: RP,
+                                                         op: OP) -> None:
+    """The hint changed to alg none (ChangeIdTokenToAlgNone): not a token of this OP."""
+    flow = _signed_in(browser, rp)
+    head, payload, _ = flow.id_token.split(".")
+    header = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
+    header["alg"] = "none"
+    none_head = base64.urlsafe_b64encode(json.dumps(header).encode()).rstrip(b"=").decode()
+    response = _logout(browser, op, id_token_hint=f"{none_head}.{payload}.",
+                       post_logout_redirect_uri=POST_LOGOUT, state="s")
+    _not_sent_back(response)
+
+
+def test_oidcc_rp_initiated_logout_no_id_token_hint(browser: Browser, rp: RP, op: OP) -> None:
+    """Without a hint the OP cannot tell whose post_logout_redirect_uri it is: no redirect."""
+    _signed_in(browser, rp)
+    response = _logout(browser, op, post_logout_redirect_uri=POST_LOGOUT, state="s")
+    _not_sent_back(response)
+
+
+def test_oidcc_rp_initiated_logout_no_params(browser: Browser, rp: RP, op: OP) -> None:
+    """No parameters: the OP logs the user out and says so."""
+    _signed_in(browser, rp)
+    _logged_out_page(_logout(browser, op))
+    _logged_out(browser, rp)
+
+
+def test_oidcc_rp_initiated_logout_no_post_logout_redirect_uri(browser: Browser, rp: RP,
+                                                              op: OP) -> None:
+    flow = _signed_in(browser, rp)
+    _logged_out_page(_logout(browser, op, id_token_hint=flow.id_token, state="s"))
+    _logged_out(browser, rp)
+
+
+def test_oidcc_rp_initiated_logout_only_state(browser: Browser, rp: RP, op: OP) -> None:
+    _signed_in(browser, rp)
+    _logged_out_page(_logout(browser, op, state="s"))
+    _logged_out(browser, rp)
+
+
+def _query(raw: str) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(raw, keep_blank_values=True).items()}
