@@ -12,9 +12,10 @@ import json
 import secrets
 from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
+import pytest
 import requests
 
-from conftest import STANDARD_REDIRECT
+from conftest import STANDARD_REDIRECT, Opendid
 from tests.conformance.conftest import (
     CODE,
     OP,
@@ -110,17 +111,36 @@ def test_oidcc_rp_initiated_logout_bad_post_logout_redirect_uri(browser: Browser
         assert not response.headers["Location"].startswith(unregistered)
 
 
-def test_oidcc_rp_initiated_logout_modified_id_token_hint(browser: Browser, rp: RP,
-                                                         op: OP) -> None:
-    """The hint changed to alg none (ChangeIdTokenToAlgNone): not a token of this OP."""
+@pytest.mark.parametrize("how", ["alg-none", "bad-signature"])
+def test_oidcc_rp_initiated_logout_modified_id_token_hint(browser: Browser, rp: RP, op: OP,
+                                                         how: str) -> None:
+    """The hint changed to alg none (ChangeIdTokenToAlgNone), or (a variant) its signature
+    altered: not a token of this OP, so no redirect."""
     flow = _signed_in(browser, rp)
-    head, payload, _ = flow.id_token.split(".")
-    header = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
-    header["alg"] = "none"
-    none_head = base64.urlsafe_b64encode(json.dumps(header).encode()).rstrip(b"=").decode()
-    response = _logout(browser, op, id_token_hint=f"{none_head}.{payload}.",
+    head, payload, signature = flow.id_token.split(".")
+    if how == "alg-none":
+        header = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
+        header["alg"] = "none"
+        head = base64.urlsafe_b64encode(json.dumps(header).encode()).rstrip(b"=").decode()
+        signature = ""
+    else:
+        signature = signature[:-4] + "AAAA"
+    response = _logout(browser, op, id_token_hint=f"{head}.{payload}.{signature}",
                        post_logout_redirect_uri=POST_LOGOUT, state="s")
     _not_sent_back(response)
+
+
+def test_logout_to_another_clients_uri_is_not_followed(browser: Browser, rp: RP, op: OP,
+                                                       opendid: Opendid) -> None:
+    """Beyond the modules: a URI registered for another client (the demo RP's) is not a
+    post_logout_redirect_uri of the client the hint names."""
+    flow = _signed_in(browser, rp)
+    elsewhere = opendid.rp_url + "/callback"
+    response = _logout(browser, op, id_token_hint=flow.id_token,
+                       post_logout_redirect_uri=elsewhere, state="s")
+    _not_sent_back(response)
+    if response.is_redirect:
+        assert not response.headers["Location"].startswith(elsewhere)
 
 
 def test_oidcc_rp_initiated_logout_no_id_token_hint(browser: Browser, rp: RP, op: OP) -> None:

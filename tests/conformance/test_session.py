@@ -3,6 +3,8 @@ prompt=none, prompt=login, max_age, id_token_hint."""
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -61,6 +63,10 @@ def signed_in(opendid: Opendid, wallet: Wallet, chain: ChainClient, op: OP) -> I
     browser.http.close()
 
 
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
 def _second(signed_in: SignedIn, rp: RP, variant: Variant, **extra: str) -> Flow:
     """The second authorization: answered without the wallet, the same sub and auth_time
     (CheckIdTokenAuthTimeClaimsSameIfPresent, CheckIdTokenSubConsistentForSecondAuthorization)."""
@@ -102,17 +108,37 @@ def test_id_token_hint_of_another_user_gets_login_required(signed_in: SignedIn, 
     assert rp.check_error(request, answer) == "login_required"
 
 
-def test_a_broken_id_token_hint_is_an_error(signed_in: SignedIn, rp: RP) -> None:
-    """Beyond the module: a hint whose signature does not verify is refused (an error at the
-    redirect URI, or an error page), never a silent login."""
-    head, payload, signature = signed_in.first.id_token.split(".")
-    broken = f"{head}.{payload}.{signature[:-4]}AAAA"
-    request = rp.request(CODE, prompt="none", id_token_hint=broken)
+def _broken(token: str, how: str) -> str:
+    head, payload, signature = token.split(".")
+    if how == "bad-signature":
+        return f"{head}.{payload}.{signature[:-4]}AAAA"
+    if how == "alg-none":
+        header = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
+        header["alg"] = "none"
+        return f"{_b64(json.dumps(header).encode())}.{payload}."
+    return "not-a-jwt"
+
+
+@pytest.mark.parametrize("how", ["bad-signature", "alg-none", "garbage"])
+def test_a_broken_id_token_hint_is_an_error(signed_in: SignedIn, rp: RP, how: str) -> None:
+    """Beyond the module: a hint this provider did not sign (its signature altered, switched
+    to alg none, or not a JWT) is refused (an error at the redirect URI, or an error page),
+    never a silent login into the live session."""
+    request = rp.request(CODE, prompt="none", id_token_hint=_broken(signed_in.first.id_token,
+                                                                    how))
     response = signed_in.browser.go(request.url)
     if response.status_code == 400:
         return
     answer = signed_in.browser.outcome(response, rp.redirect_uri, wallet=False)
     rp.check_error(request, answer)
+
+
+def test_sso_covers_another_client_with_the_same_requirements(signed_in: SignedIn,
+                                                              op: OP) -> None:
+    """Beyond the modules: a client whose credential requirements the earlier login satisfied
+    (es-client asks for what standard-client asked) is answered from the session too."""
+    other = RP(op, client_id="es-client")
+    _second(signed_in, other, CODE, prompt="none")
 
 
 # -- a second login (prompt=login, max_age=1) ------------------------------------------------
