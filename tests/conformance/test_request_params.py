@@ -129,9 +129,9 @@ def test_oidcc_request_uri_unsigned_supported_correctly_or_rejected_as_unsupport
 def test_oidcc_ensure_request_object_with_redirect_uri(browser: Browser, rp: RP, op: OP,
                                                        variant: Variant) -> None:
     """The registered redirect URI only inside the request object, an unregistered one as a
-    parameter. A provider that processes request objects would use the object's; this one
-    does not, so it must treat the parameter as given: never redirect to it (RFC 6749
-    §4.1.2.1), an error page instead."""
+    parameter: the module accepts the object's being used, or an invalid redirect_uri error
+    page. This provider does not process request objects, so: the error page, never a
+    redirect to the parameter's URI (RFC 6749 §4.1.2.1)."""
     unregistered = rp.redirect_uri + "/elsewhere"
     obj = _unsigned({"iss": rp.client_id, "aud": op.issuer, "client_id": rp.client_id,
                      "response_type": variant.response_type, "scope": "openid",
@@ -140,6 +140,7 @@ def test_oidcc_ensure_request_object_with_redirect_uri(browser: Browser, rp: RP,
     response = browser.go(request.url)
     assert response.status_code == 400
     assert "Location" not in response.headers
+    assert "redirect_uri" in response.text
 
 
 # -- scopes -------------------------------------------------------------------------------------
