@@ -35,7 +35,8 @@ lint: $(VENV)/.installed
 # The contract and security tests again, with the state in Redis (a real redis-server)
 REDIS_TESTS := tests/test_api_contract.py tests/test_security.py tests/test_did_login_replay.py \
 	tests/test_refresh.py tests/test_oidc.py tests/test_relying_party.py tests/test_token_claims.py \
-	tests/test_onetime_store.py tests/test_form_post.py tests/test_authorize_requests.py
+	tests/test_onetime_store.py tests/test_form_post.py tests/test_authorize_requests.py \
+	tests/test_userinfo.py tests/conformance
 
 test: deps lint
 	$(PY) -m pytest

@@ -1,6 +1,7 @@
-"""The grant store's rules, pinned through its interface on each backend: SQLite (embedded
-default) and Redis (several instances). test_grant_store.py pins the SQLite store's rows; this
-file holds both to the same behaviour, on a real database and a real redis-server."""
+"""The state stores' rules (grants, SSO sessions), pinned through their interfaces on each
+backend: SQLite (embedded default) and Redis (several instances). test_grant_store.py and
+test_sso.py pin the SQLite rows; this file holds both backends to the same behaviour, on a real
+database and a real redis-server."""
 
 from __future__ import annotations
 
@@ -14,9 +15,12 @@ from typing import Any
 import pytest
 from redis import Redis
 
+from opendid.login.identity import Identity
 from opendid.store.db import Database
 from opendid.store.grants import GrantStore, NewToken, digest
 from opendid.store.redis_grants import RedisGrantStore
+from opendid.store.redis_sso import RedisSsoStore
+from opendid.store.sso import SsoStore
 
 Store = GrantStore | RedisGrantStore
 THREADS = 8
@@ -166,3 +170,52 @@ def test_a_rotation_racing_a_revocation_never_leaves_a_live_token(backend: Backe
                lambda g=grant: store.revoke_grant(g)])
         assert store.active_token(f"new{round_}", "access") is None
         assert store.active_token(f"r{round_}", "refresh") is None
+
+
+# -- provider (SSO) sessions ---------------------------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def sso_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    if request.param == "sqlite":
+        yield SsoStore(Database(tmp_path / "state.sqlite3"))
+        return
+    client = Redis.from_url(request.getfixturevalue("redis_url"))
+    yield RedisSsoStore(client, prefix=f"test-{uuid.uuid4().hex}:")
+    client.close()
+
+
+def _identity(did: str = "did:kilt:alice", auth_time: int | None = None) -> Identity:
+    return Identity(did, "alice", {"Email": "a@example.org"},
+                    int(time.time()) if auth_time is None else auth_time, "0xroot")
+
+
+def test_an_sso_session_is_found_by_its_exact_id_and_ended_once(sso_store):
+    first = sso_store.login(None, "app", "fp", _identity(), 3600)
+    found = sso_store.find(first)
+    assert found is not None and found.did == "did:kilt:alice"
+    assert [s.client_id for s in found.satisfied] == ["app"]
+    for other in (first.upper(), first[:-1], first + "A", " " + first, None, ""):
+        assert sso_store.find(other) is None
+    ended = _race([lambda: sso_store.end(first) for _ in range(THREADS)])
+    assert [e.did for e in ended if e is not None] == ["did:kilt:alice"]
+    assert sso_store.find(first) is None
+
+
+def test_a_new_login_takes_the_session_over_under_a_new_id(sso_store):
+    first = sso_store.login(None, "app", "fp-a", _identity(), 3600)
+    second = sso_store.login(first, "other", "fp-b", _identity(), 3600)
+    assert second != first and sso_store.find(first) is None
+    kept = sso_store.find(second)
+    assert {s.fingerprint for s in kept.satisfied} == {"fp-a", "fp-b"}
+    # another DID on this browser: the first DID's credentials are not carried over
+    third = sso_store.login(second, "app", "fp-c", _identity("did:kilt:bob"), 3600)
+    taken = sso_store.find(third)
+    assert taken.did == "did:kilt:bob" and [s.fingerprint for s in taken.satisfied] == ["fp-c"]
+
+
+def test_an_sso_session_expires_at_login_time_plus_lifetime(sso_store):
+    old = sso_store.login(None, "app", "fp", _identity(auth_time=int(time.time()) - 100), 99)
+    assert sso_store.find(old) is None
+    live = sso_store.login(None, "app", "fp", _identity(), 3600)
+    assert sso_store.find(live).expires_at == pytest.approx(time.time() + 3600, abs=5)
