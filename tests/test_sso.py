@@ -159,7 +159,7 @@ def test_prompt_none_is_answered_from_the_session(driver):
 def test_prompt_none_without_a_session_gets_login_required_at_the_client(driver):
     response = silent(driver)
     params = at_client(response)
-    assert params == {"error": "login_required", "state": "silent",
+    assert params == {"error": "login_required", "state": "silent", "iss": driver.base_url,
                       "error_description": params["error_description"]}
     assert "Set-Cookie" not in response.headers  # no login started: nothing shown, nothing kept
 

@@ -113,8 +113,9 @@ def held(wallet: Wallet, label: str) -> HeldCredential:
 
 def credential_login(driver: LoginDriver, credential: str = TRUSTED,
                      **params: str) -> dict[str, str]:
-    """A login presenting the named credential; the parameters the client receives."""
-    started = driver.authorize(**params)
+    """A login presenting the named credential (always with the wallet: `prompt=login`, so a
+    single sign-on session from an earlier test does not answer); what the client receives."""
+    started = driver.authorize(**{"prompt": "login", **params})
     assert started.status_code == 302, started.text
     assert driver.open_session().status_code == 200
     driver.fetch_request()

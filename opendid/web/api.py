@@ -64,6 +64,8 @@ def authorize() -> Response | tuple[str, int]:
                                message=exc.description), 400
     client = svc.provider.client_for(auth)
     decision = svc.single_sign_on.decide(auth, client, svc.sso.find(sso_cookie.read()))
+    if isinstance(decision, (Reuse, Refuse)) and session:
+        session.clear()  # a new request supersedes this browser's login or undelivered result
     if isinstance(decision, Reuse):
         return respond.to_client(svc.provider.complete(auth, client, decision.identity))
     if isinstance(decision, Refuse):
