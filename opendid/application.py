@@ -18,12 +18,14 @@ from sqlalchemy import delete, event, select, text
 
 from opendid.config import Config, ConfigError, instance_folder, load_config
 from opendid.kilt.chain import ChainClient
+from opendid.oidc import revocation
 from opendid.private_files import ensure_private_file, open_private, tighten_dir
 from opendid.services import build_services
 from opendid.store.clients import ClientRecord
 from opendid.store.db import secure_sqlite_file
 from opendid.store.housekeeping import PURGE_INTERVAL, Housekeeper
-from opendid.web import api, devwallet, errors, pages, wellknown
+from opendid.web import api, devwallet, errors, pages, tokens, wellknown
+from opendid.web.cors import init_cors
 from opendid.web.jsonbody import BoundedJSONProvider
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -172,6 +174,7 @@ def create_app(config: Config | str | os.PathLike[str] | None = None, *, dev: bo
     if config.production:
         _warn_any_attester(services.clients.all())
     services.token_endpoint.init_app(app)
+    revocation.register(services.token_endpoint.server, services.grants, services.credentials)
     app.extensions["opendid"] = services
     housekeeper = Housekeeper([services.onetime.purge, services.grants.purge,
                                _session_purge(app, sessions_db)],
@@ -184,6 +187,8 @@ def create_app(config: Config | str | os.PathLike[str] | None = None, *, dev: bo
 
     app.register_blueprint(api.bp)
     app.register_blueprint(wellknown.bp)
+    app.register_blueprint(tokens.bp)
+    init_cors(app)
     app.register_blueprint(pages.bp)
     if dev:
         app.register_blueprint(devwallet.bp)

@@ -11,6 +11,7 @@ from opendid.config import Config
 from opendid.kilt.chain import ChainClient
 from opendid.kilt.domain_linkage import did_configuration
 from opendid.kilt.errors import KiltError
+from opendid.login.revalidation import CredentialCheck
 from opendid.login.service import LoginService
 from opendid.oidc.keys import KeyRing
 from opendid.oidc.provider import Provider
@@ -40,6 +41,7 @@ class Services:
     login: LoginService
     dev: bool
     wallet_path: Path | None
+    credentials: CredentialCheck
     _did_configuration: dict[str, object] | None = None
 
     def warm_up(self) -> None:
@@ -82,9 +84,11 @@ def build_services(config: Config, instance: Path, dev: bool = False,
     chain = chain or ChainClient(config.chain_url)
     onetime, grants = OneTimeStore(db), GrantStore(db)
     tokens = TokenService(config, keyring)
+    credentials = CredentialCheck(chain)
     return Services(
         config=config, chain=chain, clients=clients, onetime=onetime, grants=grants,
         keyring=keyring, tokens=tokens, provider=Provider(config, clients, grants, tokens),
-        token_endpoint=TokenEndpoint(config, clients, grants, tokens), userinfo=UserInfo(grants),
+        token_endpoint=TokenEndpoint(config, clients, grants, tokens, credentials),
+        userinfo=UserInfo(grants, credentials), credentials=credentials,
         login=LoginService(config, chain, onetime), dev=dev, wallet_path=wallet_path,
     )

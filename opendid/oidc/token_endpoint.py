@@ -7,6 +7,10 @@ authentication as RFC 6749 §6 requires for confidential clients) and OpenDID's
 existing integrations use it). Presenting a rotated refresh token again is a reuse (RFC 9700
 §4.14.2): the whole grant is revoked. Of two racing presentations of one token, exactly one
 rotates it; the other is a reuse, so the winner's new tokens are revoked as well.
+
+Both refresh endpoints re-check the credential behind a grant on chain (`CredentialCheck`): once
+its attestation is revoked, the refresh is refused (`invalid_grant`, or OpenDID's 401) and the
+grant ends.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from flask import Flask
 
 from opendid.config import Config
 from opendid.login.identity import Identity
+from opendid.login.revalidation import CredentialCheck
 from opendid.oidc.tokens import TokenService
 from opendid.store.clients import ClientRecord, ClientStore, client_secret_matches
 from opendid.store.grants import GrantStore, NewToken
@@ -129,8 +134,9 @@ def token_data(identity: Identity, scope: str | None) -> dict[str, Any]:
 
 class TokenEndpoint:
     def __init__(self, config: Config, clients: ClientStore, grants: GrantStore,
-                 tokens: TokenService) -> None:
+                 tokens: TokenService, credentials: CredentialCheck) -> None:
         self.config, self.clients, self.grants, self.tokens = config, clients, grants, tokens
+        self.credentials = credentials
         self.server = AuthorizationServer(query_client=self.query_client,
                                           save_token=self._save_token)
 
@@ -167,8 +173,10 @@ class TokenEndpoint:
             def authenticate_user(self, refresh_token: StoredRefresh) -> GrantUser | None:
                 """Runs after client authentication and the client binding check; the token
                 is rotated (or found reused) when the new tokens are saved."""
-                return GrantUser(endpoint.refresh_identity(refresh_token),
-                                 refresh_token.grant_id)
+                identity = endpoint.refresh_identity(refresh_token)
+                if not endpoint.credential_valid(refresh_token, identity):
+                    raise InvalidGrantError("The credential behind this grant was revoked.")
+                return GrantUser(identity, refresh_token.grant_id)
 
             def revoke_old_credential(self, refresh_token: StoredRefresh) -> None:
                 """Rotated atomically with saving the new tokens (_save_token)."""
@@ -194,6 +202,8 @@ class TokenEndpoint:
                      "authentication at /token", client.client_id)
             return None
         identity = self.refresh_identity(stored)
+        if not self.credential_valid(stored, identity):
+            return None
         scope = stored.get_scope()
         access = self.tokens.access_token(client, identity, scope)
         refresh = self.tokens.refresh_token(client, identity, scope)
@@ -206,6 +216,15 @@ class TokenEndpoint:
     @staticmethod
     def refresh_identity(stored: StoredRefresh) -> Identity:
         return Identity.from_dict(stored.data["identity"])
+
+    def credential_valid(self, stored: StoredRefresh, identity: Identity) -> bool:
+        """The grant's credential is still attested; if not, the grant ends here."""
+        if self.credentials.still_valid(identity):
+            return True
+        revoked = self.grants.revoke_grant(stored.grant_id)
+        log.info("refresh by %s refused: credential no longer attested; revoked grant %s "
+                 "(%d tokens)", stored.client_id, stored.grant_id, revoked)
+        return False
 
     def _rotate(self, stored: StoredRefresh, client: ClientRecord, identity: Identity,
                 scope: str | None, new: list[tuple[str, str, int]]) -> bool:
