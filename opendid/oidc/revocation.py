@@ -23,7 +23,7 @@ import time
 from typing import Any
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
-from authlib.oauth2.rfc6749.errors import InvalidRequestError
+from authlib.oauth2.rfc6749.errors import InvalidRequestError, OAuth2Error
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 
@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 REVOCATION_AUTH_METHODS = AUTH_METHODS
 INTROSPECTION_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+SUPPORTED_HINTS = ("access_token", "refresh_token")
 # RFC 7662 §2.2 `token_type` (RFC 6749 §5.1): access tokens are bearer tokens; a refresh token
 # is named as its RFC 7009 hint, so that no resource server mistakes it for an access token.
 TOKEN_TYPES = {"access": "Bearer", "refresh": "refresh_token"}
@@ -65,11 +66,24 @@ class FoundToken:
         return Identity.from_dict(self.record.data["identity"])
 
 
-def _single_params(request: Any) -> None:
-    """RFC 6749 §3.2: a parameter is sent at most once; which of two `token`s was meant?"""
+class UnsupportedTokenType(OAuth2Error):
+    """RFC 7009 §2.2.1, an error response of RFC 6749 §5.2: 400 (authlib's answers 401)."""
+
+    error = "unsupported_token_type"
+    status_code = 400
+
+
+def _check_params(request: Any) -> None:
+    """`token` present, once; `token_type_hint`, if sent, once and a registered type. RFC 6749
+    §3.2: a parameter is sent at most once (which of two `token`s was meant?)."""
     for name in ("token", "token_type_hint"):
         if len(request.form.getlist(name)) > 1:
             raise InvalidRequestError(f"Duplicate '{name}' parameter.")
+    if "token" not in request.form:
+        raise InvalidRequestError("Missing 'token' in the form body.")
+    hint = request.form.get("token_type_hint")
+    if hint is not None and hint not in SUPPORTED_HINTS:
+        raise UnsupportedTokenType(f"token_type_hint must be one of {', '.join(SUPPORTED_HINTS)}.")
 
 
 class Revocation(RevocationEndpoint):
@@ -80,8 +94,7 @@ class Revocation(RevocationEndpoint):
         self.grants = grants
 
     def check_params(self, request: Any, client: Client) -> None:
-        _single_params(request)
-        super().check_params(request, client)
+        _check_params(request)
 
     def authenticate_token(self, request: Any, client: Client) -> FoundToken | None:
         """authlib refuses another client's token with an error; RFC 7009 §2.2 (and not
@@ -117,8 +130,7 @@ class Introspection(IntrospectionEndpoint):
         self.grants, self.credentials = grants, credentials
 
     def check_params(self, request: Any, client: Client) -> None:
-        _single_params(request)
-        super().check_params(request, client)
+        _check_params(request)
 
     def query_token(self, token_string: str, token_type_hint: str | None) -> FoundToken | None:
         record = self.grants.record(token_string)
