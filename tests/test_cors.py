@@ -24,7 +24,8 @@ LOOKALIKES = [
     "http://127.0.0.1:1607/",  # not an origin's spelling
     "http://127.0.0.1:1607/cb",
     "HTTP://127.0.0.1:1607",  # browsers send lower case only
-    " http://127.0.0.1:1607",
+    "http://127.0.0.1.:1607",  # the same host to DNS, another origin to a browser
+    "http://127.0.0.1:1607:1607",
     "null",  # sandboxed frames, file: pages, some redirects
     "*",
     "",
