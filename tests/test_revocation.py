@@ -228,3 +228,22 @@ def test_a_revocation_racing_a_refresh_leaves_nothing_alive(driver, where):
             assert refused(at_token(driver, new_refresh, client_id), "token")
         else:
             assert refused(refreshed, where)
+
+
+@pytest.mark.parametrize("path", ["/api/v1/revoke", "/api/v1/introspect", "/api/v1/token"])
+@pytest.mark.parametrize("header", [
+    "Basic <\x96\x80ë¢IÕV",  # not ASCII: base64 cannot even start
+    "Basic " + base64.b64encode(b"\xff\xfe:\x00").decode(),  # base64 of bytes that are no text
+    "Basic " + base64.b64encode("standard-client:é".encode("latin-1")).decode(),
+])
+def test_a_basic_header_that_is_not_base64_text_is_invalid_client_not_a_500(driver, path,
+                                                                           header):
+    """Found by the HTTP fuzzer at /revoke; authlib's basic parser raised a ValueError, which
+    /token had too. Such a header is no basic credentials: 401 `invalid_client`, no change."""
+    tokens = login_tokens(driver, "standard-client")
+    form = {"token": tokens["refresh_token"], "grant_type": "refresh_token",
+            "refresh_token": tokens["refresh_token"]}
+    response = requests.post(driver.url(path), data=form, timeout=30,
+                             headers={"Authorization": header})
+    assert (response.status_code, response.json()["error"]) == (401, "invalid_client")
+    assert still_alive(driver, tokens, "standard-client")

@@ -22,8 +22,9 @@ from typing import Any
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import AuthorizationCodeMixin, ClientMixin
-from authlib.oauth2.rfc6749.errors import InvalidGrantError
+from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidGrantError
 from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant, RefreshTokenGrant
+from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from authlib.oauth2.rfc7636 import CodeChallenge
 from flask import Flask
 
@@ -129,6 +130,23 @@ def token_data(identity: Identity, scope: str | None) -> dict[str, Any]:
     return {"identity": identity.to_dict(), "scope": scope}
 
 
+def authenticate_client_secret_basic(query_client: Any, request: Any) -> Client | None:
+    """authlib's `client_secret_basic`, except that a header that is not base64 of UTF-8 text
+    (non-ASCII characters, undecodable bytes) means no basic credentials, as other malformed
+    base64 does there, instead of an uncaught ValueError (a 500)."""
+    try:
+        client_id, client_secret = extract_basic_authorization(request.headers)
+    except ValueError:
+        return None
+    if not client_id or not client_secret:
+        return None
+    client: Client | None = query_client(client_id)
+    if client is None:
+        raise InvalidClientError(status_code=401,
+                                 description="The client does not exist on this server.")
+    return client if client.check_client_secret(client_secret) else None
+
+
 # -- the endpoint ----------------------------------------------------------------------------
 
 
@@ -139,6 +157,8 @@ class TokenEndpoint:
         self.credentials = credentials
         self.server = AuthorizationServer(query_client=self.query_client,
                                           save_token=self._save_token)
+        self.server.register_client_auth_method("client_secret_basic",
+                                                authenticate_client_secret_basic)
 
     def init_app(self, app: Flask) -> None:
         self.server.init_app(app)
