@@ -13,12 +13,14 @@ from flask import Flask, Response, g
 
 from opendid.config import Config, ConfigError, instance_folder, load_config
 from opendid.kilt.chain import ChainClient
+from opendid.oidc import revocation
 from opendid.private_files import ensure_private_file, open_private, tighten_dir
 from opendid.services import build_services
 from opendid.store.clients import ClientRecord
 from opendid.store.housekeeping import PURGE_INTERVAL, Housekeeper
 from opendid.store.sessions import SqliteSessionInterface, session_interface, unavailable
-from opendid.web import api, devwallet, errors, logout, pages, wellknown
+from opendid.web import api, devwallet, errors, logout, pages, tokens, wellknown
+from opendid.web.cors import init_cors
 from opendid.web.jsonbody import BoundedJSONProvider
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -139,6 +141,7 @@ def create_app(config: Config | str | os.PathLike[str] | None = None, *, dev: bo
     if config.production:
         _warn_any_attester(services.clients.all())
     services.token_endpoint.init_app(app)
+    revocation.register(services.token_endpoint.server, services.grants, services.credentials)
     app.extensions["opendid"] = services
     steps = [services.onetime.purge, services.grants.purge, services.sso.purge]
     if isinstance(sessions, SqliteSessionInterface):  # Redis expires its sessions itself
@@ -162,6 +165,8 @@ def create_app(config: Config | str | os.PathLike[str] | None = None, *, dev: bo
     app.register_blueprint(api.bp)
     app.register_blueprint(logout.bp)
     app.register_blueprint(wellknown.bp)
+    app.register_blueprint(tokens.bp)
+    init_cors(app)
     app.register_blueprint(pages.bp)
     if dev:
         app.register_blueprint(devwallet.bp)

@@ -13,6 +13,7 @@ from opendid.config import Config
 from opendid.kilt.chain import ChainClient
 from opendid.kilt.domain_linkage import did_configuration
 from opendid.kilt.errors import KiltError
+from opendid.login.revalidation import CredentialCheck
 from opendid.login.service import LoginService
 from opendid.oidc.keys import KeyRing
 from opendid.oidc.provider import Provider
@@ -50,6 +51,7 @@ class Services:
     single_sign_on: SingleSignOn
     dev: bool
     wallet_path: Path | None
+    credentials: CredentialCheck
     redis: Redis | None = None  # the shared state store, when it is Redis
     _did_configuration: dict[str, object] | None = None
 
@@ -96,13 +98,13 @@ def build_services(config: Config, instance: Path, dev: bool = False,
     state = open_state(config, db)
     onetime, grants = state.onetime, state.grants
     tokens = TokenService(config, keyring)
+    credentials = CredentialCheck(chain)
     return Services(
         config=config, chain=chain, clients=clients, onetime=onetime, grants=grants,
         keyring=keyring, tokens=tokens, provider=Provider(config, clients, grants, tokens),
-        token_endpoint=TokenEndpoint(config, clients, grants, tokens),
-        userinfo=UserInfo(grants, clients, config),
+        token_endpoint=TokenEndpoint(config, clients, grants, tokens, credentials),
+        userinfo=UserInfo(grants, clients, config, credentials), credentials=credentials,
         login=LoginService(config, chain, onetime), sso=state.sso,
-        # lead wires C's revalidation here: may a session answer for this credential still?
-        single_sign_on=SingleSignOn(keyring, config.oidc_issuer, lambda identity: True),
+        single_sign_on=SingleSignOn(keyring, config.oidc_issuer, credentials.still_valid),
         dev=dev, wallet_path=wallet_path, redis=state.redis,
     )

@@ -635,6 +635,23 @@ def refresh(target: Target, state: State) -> st.SearchStrategy[Req]:
     return bodies("POST", "/api/v1/refresh", json_object({"refreshToken": spelled | STRINGS}))
 
 
+def token_management(path: str) -> Build:
+    """Revocation and introspection: the grant's tokens misspelled, any client credentials."""
+    def build(target: Target, state: State) -> st.SearchStrategy[Req]:
+        spelled = st.sampled_from(token_variants(state.extra.get("access"))
+                                  + token_variants(state.extra.get("refresh")))
+        form = json_object({
+            "token": spelled | STRINGS,
+            "token_type_hint": st.sampled_from(["access_token", "refresh_token", "id_token"])
+            | STRINGS,
+            "client_id": st.sampled_from(["opendid-client", "public-client", "nobody"])
+            | STRINGS,
+            "client_secret": st.sampled_from([SECRET, SECRET.upper(), ""]) | STRINGS,
+        }).map(lambda d: {k: v for k, v in d.items() if isinstance(k, str)})
+        return bodies("POST", path, form, form=form)
+    return build
+
+
 def userinfo(method: str) -> Build:
     def build(target: Target, state: State) -> st.SearchStrategy[Req]:
         spelled = st.sampled_from(token_variants(state.extra.get("access")))
@@ -717,6 +734,10 @@ ROUTES: dict[tuple[str, str], Endpoint] = {
     ("/api/v1/userinfo", "POST"): Endpoint(userinfo("POST"), ("anon", "granted")),
     ("/api/v1/logout", "GET"): Endpoint(logout("GET"), ("anon", "sso"), logged_out),
     ("/api/v1/logout", "POST"): Endpoint(logout("POST"), ("anon", "sso"), logged_out),
+    ("/api/v1/revoke", "POST"): Endpoint(token_management("/api/v1/revoke"),
+                                         ("anon", "granted"), ok),
+    ("/api/v1/introspect", "POST"): Endpoint(token_management("/api/v1/introspect"),
+                                             ("anon", "granted")),
     ("/api/v1/endpoint", "GET"): Endpoint(generic("GET", "/api/v1/endpoint")),
     ("/api/v1/health", "GET"): Endpoint(generic("GET", "/api/v1/health")),
     ("/api/v1/did-key/<did>", "GET"): Endpoint(did_key),
@@ -836,6 +857,8 @@ JSON_FIELDS = {
     "/api/v1/credentials": ["ciphertext", "nonce", "senderKeyUri", "receiverKeyUri"],
     "/api/v1/refresh": ["refreshToken"],
     "/api/v1/token": ["grant_type", "code"],
+    "/api/v1/revoke": ["token", "client_id"],
+    "/api/v1/introspect": ["token", "client_id"],
     "/dev/wallet/session": ["dAppEncryptionKeyUri", "challenge", "dAppName"],
     "/dev/wallet/submit": ["index"],
     "/dev/wallet/sign": ["data", "did"],

@@ -172,6 +172,27 @@ def test_a_rotation_racing_a_revocation_never_leaves_a_live_token(backend: Backe
         assert store.active_token(f"r{round_}", "refresh") is None
 
 
+def test_a_tokens_record_and_revoking_one_token(backend: Backend):
+    store = backend.store
+    before = time.time()
+    store.save_token("acc", "access", "G", "c", {"scope": "openid"}, 60)
+    store.save_token("ref", "refresh", "G", "c", {}, 60)
+    record = store.record("acc")
+    assert (record.kind, record.grant_id, record.client_id, record.data, record.state) == (
+        "access", "G", "c", {"scope": "openid"}, 0)
+    assert before <= record.issued_at <= time.time() <= record.expires_at
+    assert store.record("ACC") is None
+    assert not store.revoke_token("acc", "other-client")
+    assert store.record("acc") is not None
+    assert store.revoke_token("acc", "c")
+    assert not store.revoke_token("acc", "c")
+    assert store.record("acc") is None and store.active_token("acc", "access") is None
+    assert store.active_token("ref", "refresh") is not None  # the grant lives on
+    assert store.rotate("ref", "refresh", "G", "c", _tokens("acc2"))
+    assert store.record("ref") is None
+    assert store.record("ref", with_rotated=True).state == 2
+
+
 # -- provider (SSO) sessions ---------------------------------------------------------------------
 
 

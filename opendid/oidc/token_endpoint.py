@@ -7,6 +7,10 @@ authentication as RFC 6749 §6 requires for confidential clients) and OpenDID's
 existing integrations use it). Presenting a rotated refresh token again is a reuse (RFC 9700
 §4.14.2): the whole grant is revoked. Of two racing presentations of one token, exactly one
 rotates it; the other is a reuse, so the winner's new tokens are revoked as well.
+
+Both refresh endpoints re-check the credential behind a grant on chain (`CredentialCheck`): once
+its attestation is revoked, the refresh is refused (`invalid_grant`, or OpenDID's 401) and the
+grant ends.
 """
 
 from __future__ import annotations
@@ -18,13 +22,15 @@ from typing import Any
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import AuthorizationCodeMixin, ClientMixin
-from authlib.oauth2.rfc6749.errors import InvalidGrantError
+from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidGrantError
 from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant, RefreshTokenGrant
+from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from authlib.oauth2.rfc7636 import CodeChallenge
 from flask import Flask
 
 from opendid.config import Config
 from opendid.login.identity import Identity
+from opendid.login.revalidation import CredentialCheck
 from opendid.oidc.tokens import TokenService
 from opendid.store.clients import ClientRecord, ClientStore, client_secret_matches
 from opendid.store.grants import GrantStore, NewToken
@@ -124,15 +130,35 @@ def token_data(identity: Identity, scope: str | None) -> dict[str, Any]:
     return {"identity": identity.to_dict(), "scope": scope}
 
 
+def authenticate_client_secret_basic(query_client: Any, request: Any) -> Client | None:
+    """authlib's `client_secret_basic`, except that a header that is not base64 of UTF-8 text
+    (non-ASCII characters, undecodable bytes) means no basic credentials, as other malformed
+    base64 does there, instead of an uncaught ValueError (a 500)."""
+    try:
+        client_id, client_secret = extract_basic_authorization(request.headers)
+    except ValueError:
+        return None
+    if not client_id or not client_secret:
+        return None
+    client: Client | None = query_client(client_id)
+    if client is None:
+        raise InvalidClientError(status_code=401,
+                                 description="The client does not exist on this server.")
+    return client if client.check_client_secret(client_secret) else None
+
+
 # -- the endpoint ----------------------------------------------------------------------------
 
 
 class TokenEndpoint:
     def __init__(self, config: Config, clients: ClientStore, grants: GrantStore,
-                 tokens: TokenService) -> None:
+                 tokens: TokenService, credentials: CredentialCheck) -> None:
         self.config, self.clients, self.grants, self.tokens = config, clients, grants, tokens
+        self.credentials = credentials
         self.server = AuthorizationServer(query_client=self.query_client,
                                           save_token=self._save_token)
+        self.server.register_client_auth_method("client_secret_basic",
+                                                authenticate_client_secret_basic)
 
     def init_app(self, app: Flask) -> None:
         self.server.init_app(app)
@@ -167,8 +193,10 @@ class TokenEndpoint:
             def authenticate_user(self, refresh_token: StoredRefresh) -> GrantUser | None:
                 """Runs after client authentication and the client binding check; the token
                 is rotated (or found reused) when the new tokens are saved."""
-                return GrantUser(endpoint.refresh_identity(refresh_token),
-                                 refresh_token.grant_id)
+                identity = endpoint.refresh_identity(refresh_token)
+                if not endpoint.credential_valid(refresh_token, identity):
+                    raise InvalidGrantError("The credential behind this grant was revoked.")
+                return GrantUser(identity, refresh_token.grant_id)
 
             def revoke_old_credential(self, refresh_token: StoredRefresh) -> None:
                 """Rotated atomically with saving the new tokens (_save_token)."""
@@ -194,6 +222,8 @@ class TokenEndpoint:
                      "authentication at /token", client.client_id)
             return None
         identity = self.refresh_identity(stored)
+        if not self.credential_valid(stored, identity):
+            return None
         scope = stored.get_scope()
         access = self.tokens.access_token(client, identity, scope)
         refresh = self.tokens.refresh_token(client, identity, scope)
@@ -206,6 +236,15 @@ class TokenEndpoint:
     @staticmethod
     def refresh_identity(stored: StoredRefresh) -> Identity:
         return Identity.from_dict(stored.data["identity"])
+
+    def credential_valid(self, stored: StoredRefresh, identity: Identity) -> bool:
+        """The grant's credential is still attested; if not, the grant ends here."""
+        if self.credentials.still_valid(identity):
+            return True
+        revoked = self.grants.revoke_grant(stored.grant_id)
+        log.info("refresh by %s refused: credential no longer attested; revoked grant %s "
+                 "(%d tokens)", stored.client_id, stored.grant_id, revoked)
+        return False
 
     def _rotate(self, stored: StoredRefresh, client: ClientRecord, identity: Identity,
                 scope: str | None, new: list[tuple[str, str, int]]) -> bool:

@@ -5,6 +5,9 @@ every token its grant issued (RFC 6749 §4.1.2). A refresh token is rotated in o
 too (old one marked rotated, new ones saved); presenting a rotated one again revokes its grant
 (RFC 9700 §4.14.2). A revoked grant is remembered for a while, so no token is saved live for it
 afterwards.
+
+Revocation (RFC 7009) revokes one access token, or a refresh token's whole grant; introspection
+(RFC 7662) reads a live token's record, with the time it was issued (`issued_at`).
 """
 
 from __future__ import annotations
@@ -45,6 +48,19 @@ class FoundToken:
 
 
 @dataclass(frozen=True)
+class StoredToken:
+    """A token's whole record, for revocation and introspection."""
+
+    kind: str
+    grant_id: str
+    client_id: str
+    data: dict[str, Any]
+    expires_at: float
+    issued_at: float | None  # None for tokens saved before the column existed
+    state: int
+
+
+@dataclass(frozen=True)
 class NewToken:
     token: str
     kind: str
@@ -71,7 +87,9 @@ def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
 class GrantStore:
     def __init__(self, db: Database) -> None:
         self.db = db
-        self.db.connect().executescript(SCHEMA)
+        conn = self.db.connect()
+        conn.executescript(SCHEMA)
+        _add_issued_at(conn)
 
     # -- codes ----------------------------------------------------------------------------------
 
@@ -119,12 +137,13 @@ class GrantStore:
 
     @staticmethod
     def _insert(conn: sqlite3.Connection, new: NewToken, grant_id: str, client_id: str) -> bool:
+        now = time.time()
         cursor = conn.execute(
-            "INSERT INTO tokens (token_hash, kind, grant_id, client_id, data, expires_at) "
-            "SELECT ?, ?, ?, ?, ?, ? WHERE NOT EXISTS "
+            "INSERT INTO tokens (token_hash, kind, grant_id, client_id, data, expires_at, "
+            "issued_at) SELECT ?, ?, ?, ?, ?, ?, ? WHERE NOT EXISTS "
             "(SELECT 1 FROM revoked_grants WHERE grant_id = ?)",
             (digest(new.token), new.kind, grant_id, client_id, json.dumps(new.data),
-             time.time() + new.ttl, grant_id))
+             now + new.ttl, now, grant_id))
         return cursor.rowcount == 1
 
     def active_token(self, token: str, kind: str) -> tuple[str, str, dict[str, Any]] | None:
@@ -145,6 +164,26 @@ class GrantStore:
         if row is None:
             return None
         return FoundToken(row[0], row[1], json.loads(row[2]))
+
+    def record(self, token: str, with_rotated: bool = False) -> StoredToken | None:
+        """The unexpired token of any kind (a hash names one token only), if it is live (or
+        also rotated, `with_rotated`); None when unknown, expired or revoked."""
+        states = (LIVE, ROTATED) if with_rotated else (LIVE,)
+        row = self.db.connect().execute(
+            "SELECT kind, grant_id, client_id, data, expires_at, issued_at, revoked FROM tokens "
+            f"WHERE token_hash = ? AND revoked IN ({', '.join('?' * len(states))}) "
+            "AND expires_at >= ?", (digest(token), *states, time.time())).fetchone()
+        if row is None:
+            return None
+        return StoredToken(row[0], row[1], row[2], json.loads(row[3]), row[4], row[5], row[6])
+
+    def revoke_token(self, token: str, client_id: str) -> bool:
+        """Revoke one live token of this client (an access token: its grant lives on);
+        False when there was none."""
+        cursor = self.db.connect().execute(
+            "UPDATE tokens SET revoked = ? WHERE token_hash = ? AND client_id = ? "
+            "AND revoked = ?", (REVOKED, digest(token), client_id, LIVE))
+        return cursor.rowcount == 1
 
     def rotate(self, old: str, kind: str, grant_id: str, client_id: str,
                new: list[NewToken]) -> bool:
@@ -191,3 +230,15 @@ class GrantStore:
             "DELETE FROM tokens WHERE rowid IN "
             "(SELECT rowid FROM tokens WHERE expires_at < ? LIMIT ?)", (now, limit))
         return codes.rowcount + tokens.rowcount
+
+
+def _add_issued_at(conn: sqlite3.Connection) -> None:
+    """`tokens.issued_at` (introspection's `iat`), added after the first release."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(tokens)")}
+    if "issued_at" in columns:
+        return
+    try:
+        conn.execute("ALTER TABLE tokens ADD COLUMN issued_at REAL")
+    except sqlite3.OperationalError as exc:  # another process added it first
+        if "duplicate column" not in str(exc):
+            raise

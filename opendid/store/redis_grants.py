@@ -20,7 +20,15 @@ from typing import Any
 
 from redis import Redis
 
-from opendid.store.grants import LIVE, REVOKED_GRANT_TTL, ROTATED, FoundToken, NewToken, digest
+from opendid.store.grants import (
+    LIVE,
+    REVOKED_GRANT_TTL,
+    ROTATED,
+    FoundToken,
+    NewToken,
+    StoredToken,
+    digest,
+)
 from opendid.store.redis_onetime import ttl_ms
 
 CODE_KEPT = 3600.0  # seconds a code is kept past its expiry (a second use is still detected)
@@ -35,7 +43,8 @@ local function insert(prefix, grant, client, first)
   for i = first, #ARGV, 5 do
     local key = prefix .. 'token:' .. ARGV[i]
     redis.call('HSET', key, 'kind', ARGV[i + 1], 'grant', grant, 'client', client,
-               'data', ARGV[i + 2], 'expires_at', ARGV[i + 3], 'state', '0')
+               'data', ARGV[i + 2], 'expires_at', ARGV[i + 3], 'issued_at', ARGV[4],
+               'state', '0')
     redis.call('PEXPIRE', key, ARGV[i + 4])
     local index = prefix .. 'grant:' .. grant
     redis.call('SADD', index, ARGV[i])
@@ -77,6 +86,14 @@ insert(ARGV[1], ARGV[2], ARGV[3], 6)
 return 1
 """
 
+# KEYS[1]: the token; ARGV: its client
+REVOKE_TOKEN = """
+local found = redis.call('HMGET', KEYS[1], 'client', 'state')
+if found[1] ~= ARGV[1] or found[2] ~= '0' then return 0 end
+redis.call('HSET', KEYS[1], 'state', '1')
+return 1
+"""
+
 # ARGV: prefix, grant, ttl ms of the revocation record
 REVOKE_GRANT = """
 redis.call('SET', ARGV[1] .. 'revoked:' .. ARGV[2], '1', 'PX', ARGV[3])
@@ -100,6 +117,7 @@ class RedisGrantStore:
         self._redeem = client.register_script(REDEEM)
         self._rotate = client.register_script(ROTATE)
         self._revoke_grant = client.register_script(REVOKE_GRANT)
+        self._revoke_token = client.register_script(REVOKE_TOKEN)
 
     def _code_key(self, code: str) -> str:
         return f"{self.prefix}code:{digest(code)}"
@@ -166,6 +184,23 @@ class RedisGrantStore:
         """An unexpired token that is live or was rotated (so that presenting it again can be
         detected); None when unknown, expired or revoked."""
         return self._find(token, kind, (LIVE, ROTATED))
+
+    def record(self, token: str, with_rotated: bool = False) -> StoredToken | None:
+        """The unexpired token of any kind, if it is live (or also rotated, `with_rotated`);
+        None when unknown, expired or revoked."""
+        kind, grant, client, data, expires_at, issued_at, state = self.client.hmget(
+            self._token_key(token),
+            ["kind", "grant", "client", "data", "expires_at", "issued_at", "state"])
+        if kind is None or int(state) not in ((LIVE, ROTATED) if with_rotated else (LIVE,)):
+            return None
+        if float(expires_at) < time.time():
+            return None
+        return StoredToken(kind.decode(), grant.decode(), client.decode(), json.loads(data),
+                           float(expires_at), float(issued_at), int(state))
+
+    def revoke_token(self, token: str, client_id: str) -> bool:
+        """Revoke one live token of this client (its grant lives on); False when none."""
+        return bool(self._revoke_token(keys=[self._token_key(token)], args=[client_id]))
 
     def rotate(self, old: str, kind: str, grant_id: str, client_id: str,
                new: list[NewToken]) -> bool:

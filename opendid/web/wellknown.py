@@ -7,6 +7,7 @@ from flask import Blueprint, Response, jsonify
 from opendid.oidc.authorize import RESPONSE_MODES
 from opendid.oidc.claims import CREDENTIAL_CLAIM, SUPPORTED_SCOPES, supported_claims
 from opendid.oidc.keys import JWKS_ALGORITHMS
+from opendid.oidc.revocation import INTROSPECTION_AUTH_METHODS, REVOCATION_AUTH_METHODS
 from opendid.store.clients import RESPONSE_TYPES
 from opendid.web.context import services
 
@@ -38,6 +39,12 @@ def openid_configuration() -> Response:
         "token_endpoint_auth_methods_supported": [
             "client_secret_basic", "client_secret_post", "none"],
         "code_challenge_methods_supported": ["S256"],
+        # RFC 7009 / RFC 7662 (RFC 8414 §2): revocation authenticates as /token does;
+        # introspection is for confidential clients only
+        "revocation_endpoint": f"{issuer}/api/v1/revoke",
+        "revocation_endpoint_auth_methods_supported": list(REVOCATION_AUTH_METHODS),
+        "introspection_endpoint": f"{issuer}/api/v1/introspect",
+        "introspection_endpoint_auth_methods_supported": list(INTROSPECTION_AUTH_METHODS),
         "scopes_supported": list(SUPPORTED_SCOPES),
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "w3n",
                              "pro", *supported_claims(), CREDENTIAL_CLAIM],
