@@ -228,6 +228,16 @@ def expire_code(services: Any, code: str) -> None:
                                    (digest(code),))
 
 
+def expire_token(services: Any, token: str) -> None:
+    """Make a token expire, as time would, in either store."""
+    store = services.grants
+    if isinstance(store, RedisGrantStore):
+        store.client.hset(store._token_key(token), "expires_at", 0)
+    else:
+        store.db.connect().execute("UPDATE tokens SET expires_at = 0 WHERE token_hash = ?",
+                                   (digest(token),))
+
+
 @dataclass
 class Opendid:
     """A running OpenDID (in-process, real HTTP) with the files it was made from."""

@@ -12,9 +12,8 @@ from typing import Any
 import pytest
 import requests
 
-from conftest import SECRET
+from conftest import SECRET, expire_token
 from opendid.devtools.login_driver import LoginDriver, decode_jwt_claims
-from opendid.store.grants import digest
 from tests.test_refresh import at_token, login_tokens, pair, userinfo_status
 
 INACTIVE = {"active": False}
@@ -164,9 +163,8 @@ def test_a_respelled_token_is_inactive(driver, respell):
 
 def test_an_expired_token_is_inactive(driver, opendid):
     tokens = login_tokens(driver, "standard-client")
-    opendid.services.grants.db.connect().execute(
-        "UPDATE tokens SET expires_at = ? WHERE grant_id = (SELECT grant_id FROM tokens "
-        "WHERE token_hash = ?)", (time.time() - 1, digest(tokens["access_token"])))
+    for token in (tokens["access_token"], tokens["refresh_token"]):
+        expire_token(opendid.services, token)
     assert body(introspect(driver, tokens["access_token"], "standard-client")) == INACTIVE
     assert body(introspect(driver, tokens["refresh_token"], "standard-client")) == INACTIVE
 
