@@ -25,11 +25,13 @@ RACERS = 8
 
 
 def login_tokens(driver: LoginDriver, client_id: str) -> dict[str, Any]:
-    """A fresh grant: code flow (with PKCE) and redemption at /token, as the client does."""
+    """A fresh grant: code flow (with PKCE) and redemption at /token, as the client does; with
+    the wallet every time (`prompt=login`), also where this browser has a provider session."""
     verifier, challenge = pkce_pair()
     params = driver.login(client_id=client_id, redirect_uri=REDIRECTS[client_id],
                           response_type="code", scope="openid", state="s", nonce="n",
-                          code_challenge=challenge, code_challenge_method="S256")
+                          code_challenge=challenge, code_challenge_method="S256",
+                          prompt="login")
     form = {"grant_type": "authorization_code", "code": params["code"],
             "redirect_uri": REDIRECTS[client_id], "code_verifier": verifier,
             "client_id": client_id}
