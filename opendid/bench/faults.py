@@ -132,3 +132,4 @@ def bench_faults(duration: float, outage: float, concurrency: int, workers: int,
         peak = max(m[1] for m in memory)
         print(f"workers' RSS: {first[1]:.0f} MiB at {first[0]:.0f} s, {last[1]:.0f} MiB at "
               f"{last[0]:.0f} s (peak {peak:.0f}); PSS {first[2]:.0f} -> {last[2]:.0f} MiB")
+        print("workers' RSS every 10 s (MiB): " + " ".join(f"{m[1]:.0f}" for m in memory))
