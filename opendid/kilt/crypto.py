@@ -11,6 +11,7 @@ ecdsa twin is accepted. KILT's ecdsa keys are secp256k1 over blake2b-256 of the 
 
 from __future__ import annotations
 
+import functools
 import os
 
 import coincurve
@@ -29,12 +30,19 @@ MULTISIG_TYPES = {"ed25519": 0, "sr25519": 1, "ecdsa": 2}
 SECP256K1_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
 
+@functools.lru_cache(maxsize=16)
+def _private_key(secret: bytes) -> nacl.public.PrivateKey:
+    """A NaCl private key, made once per secret: making one derives its public key (a scalar
+    multiplication), which every box with the service's key would otherwise repeat."""
+    return nacl.public.PrivateKey(secret)
+
+
 def box_encrypt(
     plaintext: bytes, our_secret: bytes, their_public: bytes, nonce: bytes | None = None
 ) -> tuple[bytes, bytes]:
     """Seal `plaintext` to `their_public`; returns (ciphertext without nonce, nonce)."""
     nonce = nonce if nonce is not None else os.urandom(NONCE_LENGTH)
-    box = nacl.public.Box(nacl.public.PrivateKey(our_secret), nacl.public.PublicKey(their_public))
+    box = nacl.public.Box(_private_key(our_secret), nacl.public.PublicKey(their_public))
     return box.encrypt(plaintext, nonce).ciphertext, nonce
 
 
@@ -43,9 +51,7 @@ def box_decrypt(ciphertext: bytes, nonce: bytes, our_secret: bytes, their_public
     if len(nonce) != NONCE_LENGTH or len(their_public) != KEY_LENGTH:
         raise DecryptionFailed("nonce must be 24 bytes and the sender key 32 bytes")
     try:
-        box = nacl.public.Box(
-            nacl.public.PrivateKey(our_secret), nacl.public.PublicKey(their_public)
-        )
+        box = nacl.public.Box(_private_key(our_secret), nacl.public.PublicKey(their_public))
         return box.decrypt(ciphertext, nonce)
     except (nacl.exceptions.CryptoError, ValueError, TypeError):
         raise DecryptionFailed("the message does not open with the session keys") from None
