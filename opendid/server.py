@@ -12,12 +12,14 @@ path) nor a redirect's query or fragment (codes, tokens): see `RedactingLogger`.
 from __future__ import annotations
 
 import datetime
+import logging
 from pathlib import Path
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
 
+from opendid.kilt.errors import KiltError
 from opendid.redact import RedactingFilter, redact, redact_location
 
 LOGGER_CLASS = "opendid.server.RedactingLogger"
@@ -55,7 +57,12 @@ class OpenDidServer(BaseApplication):  # type: ignore[misc]
     def load(self) -> Any:
         from opendid.application import create_app
 
-        return create_app(self.config_path, dev=self.dev)
+        app = create_app(self.config_path, dev=self.dev)
+        try:  # decoded once here, the runtime metadata is shared by every worker
+            app.extensions["opendid"].chain.load_runtime()
+        except KiltError as exc:
+            logging.getLogger(__name__).warning("chain not reachable before forking: %s", exc)
+        return app
 
 
 def pre_fork(server: Any, worker: Any) -> None:

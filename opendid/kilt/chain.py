@@ -100,6 +100,25 @@ class LoginRecords:
     attestations: dict[str, Attestation | None]
 
 
+class MetadataCache:
+    """Decoded runtime metadata by spec version, for the whole process (substrate-interface
+    takes it where it would take a dogpile cache region). Decoding costs tens of MiB and a
+    second; with this a reconnect reuses the decoded copy, and a copy decoded before gunicorn
+    forks (`ChainClient.load_runtime`) is shared by every worker's memory pages."""
+
+    def __init__(self) -> None:
+        self._values: dict[str, Any] = {}
+
+    def get(self, key: str) -> Any:
+        return self._values.get(key)
+
+    def set(self, key: str, value: Any) -> None:
+        self._values[key] = value
+
+
+METADATA = MetadataCache()
+
+
 class ChainClient:
     """A thread-safe client for one KILT endpoint; connects lazily and reconnects with backoff."""
 
@@ -140,6 +159,7 @@ class ChainClient:
                     ss58_format=KILT_SS58_PREFIX,
                     ws_options={"timeout": self.timeout},
                     auto_reconnect=False,
+                    cache_region=METADATA,
                 )
                 conn.init_runtime()
             except (*NETWORK_ERRORS, SubstrateRequestException) as exc:
@@ -172,6 +192,13 @@ class ChainClient:
         self._backoff = min(max(self._backoff * 2, 0.25), self.max_backoff)
         self._retry_at = time.monotonic() + self._backoff
         log.warning("KILT node %s unavailable: %s (retry in %.2fs)", self.url, exc, self._backoff)
+
+    def load_runtime(self) -> None:
+        """Connect once, so the runtime metadata is decoded into this process's cache, then
+        close: called before gunicorn forks (no socket may cross a fork)."""
+        with self.substrate():
+            pass
+        self.close()
 
     def close(self) -> None:
         with self._lock:
