@@ -218,24 +218,23 @@ def expire_one_time(services: Any, kind: str, key: str) -> None:
                                    (kind, key))
 
 
-def expire_code(services: Any, code: str) -> None:
-    """Make a code expire (its record stays, as a used code's does), in either store."""
+def _expire_grant_record(services: Any, kind: str, value: str) -> None:
+    """Make a code or token expire, as time would (its record stays), in either store."""
     store = services.grants
     if isinstance(store, RedisGrantStore):
-        store.client.hset(store._code_key(code), "expires_at", 0)
+        store.client.hset(f"{store.prefix}{kind}:{digest(value)}", "expires_at", 0)
     else:
-        store.db.connect().execute("UPDATE codes SET expires_at = 0 WHERE code_hash = ?",
-                                   (digest(code),))
+        table = {"code": "codes", "token": "tokens"}[kind]
+        store.db.connect().execute(
+            f"UPDATE {table} SET expires_at = 0 WHERE {kind}_hash = ?", (digest(value),))
+
+
+def expire_code(services: Any, code: str) -> None:
+    _expire_grant_record(services, "code", code)
 
 
 def expire_token(services: Any, token: str) -> None:
-    """Make a token expire, as time would, in either store."""
-    store = services.grants
-    if isinstance(store, RedisGrantStore):
-        store.client.hset(store._token_key(token), "expires_at", 0)
-    else:
-        store.db.connect().execute("UPDATE tokens SET expires_at = 0 WHERE token_hash = ?",
-                                   (digest(token),))
+    _expire_grant_record(services, "token", token)
 
 
 @dataclass
@@ -254,7 +253,7 @@ class Opendid:
         return self.app.extensions["opendid"]
 
 
-def test_store(request: pytest.FixtureRequest) -> dict[str, Any]:
+def store_overrides(request: pytest.FixtureRequest) -> dict[str, Any]:
     """Config overrides for the state store the session tests: SQLite unless
     OPENDID_TEST_STORE=redis (`make test` runs the contract and security tests both ways)."""
     if os.environ.get("OPENDID_TEST_STORE") == "redis":
@@ -271,7 +270,7 @@ def opendid(provisioned: dict[str, Any], tmp_path_factory: pytest.TempPathFactor
     folder = tmp_path_factory.mktemp("opendid")
     config_path = write_test_config(provisioned, folder / "config.yaml", url,
                                     [f"{rp_url}/callback", f"{rp_url}/callback/implicit"],
-                                    **test_store(request))
+                                    **store_overrides(request))
     app = create_app(config_path, instance_path=folder / "instance")
     server.app = app
     from demo_rp.app import create_demo_app

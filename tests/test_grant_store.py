@@ -7,14 +7,13 @@ check of the store itself, including the races it promises to settle (one winner
 from __future__ import annotations
 
 import hashlib
-import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from opendid.store.db import Database
 from opendid.store.grants import LIVE, REVOKED, ROTATED, GrantStore, NewToken
+from tests.races import race
 
 THREADS = 8
 
@@ -40,23 +39,6 @@ def _token_row(store: GrantStore, token: str) -> tuple[Any, ...] | None:
 
 def _spellings(value: str) -> list[str]:
     return [value.upper(), value + " ", " " + value, value + "=", value[:-1]]
-
-
-def _race(calls: list[Callable[[], bool]]) -> list[bool]:
-    """Run the calls at once (each thread has its own SQLite connection)."""
-    barrier = threading.Barrier(len(calls))
-    results: list[bool] = [False] * len(calls)
-
-    def work(i: int) -> None:
-        barrier.wait()
-        results[i] = calls[i]()
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(calls))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
 
 
 # -- codes --------------------------------------------------------------------------------------
@@ -136,7 +118,7 @@ def test_racing_redemptions_of_one_code_have_exactly_one_winner(tmp_path):
     calls = [lambda i=i: store.redeem_code("code", "G", "c", [
         NewToken(f"at{i}", "access", {}, 60), NewToken(f"rt{i}", "refresh", {}, 600)])
         for i in range(THREADS)]
-    results = _race(calls)
+    results = race(calls)
     assert results.count(True) == 1
     winner = results.index(True)
     rows = store.db.connect().execute("SELECT token_hash FROM tokens").fetchall()
@@ -238,7 +220,7 @@ def test_racing_rotations_of_one_token_have_exactly_one_winner(tmp_path):
     calls = [lambda i=i: store.rotate("old", "refresh", "G", "c",
                                       [NewToken(f"new{i}", "refresh", {}, 600)])
              for i in range(THREADS)]
-    results = _race(calls)
+    results = race(calls)
     assert results.count(True) == 1
     live = store.db.connect().execute(
         "SELECT token_hash FROM tokens WHERE revoked = ?", (LIVE,)).fetchall()

@@ -5,7 +5,6 @@ confidential client (a resource server) an access token, only its own client a r
 
 from __future__ import annotations
 
-import base64
 import time
 from typing import Any
 
@@ -14,6 +13,7 @@ import requests
 
 from conftest import SECRET, expire_token
 from opendid.devtools.login_driver import LoginDriver, decode_jwt_claims
+from tests.client_auth import post_as_client
 from tests.test_refresh import at_token, login_tokens, pair, userinfo_status
 
 INACTIVE = {"active": False}
@@ -21,17 +21,8 @@ INACTIVE = {"active": False}
 
 def introspect(driver: LoginDriver, token: str, client_id: str, secret: str | None = SECRET,
                basic: bool = False, **extra: str) -> requests.Response:
-    form: dict[str, str] = {"token": token, **extra}
-    headers = {}
-    if basic:
-        headers["Authorization"] = "Basic " + base64.b64encode(
-            f"{client_id}:{secret}".encode()).decode()
-    else:
-        form["client_id"] = client_id
-        if secret is not None:
-            form["client_secret"] = secret
-    return requests.post(driver.url("/api/v1/introspect"), data=form, headers=headers,
-                         timeout=30)
+    return post_as_client(driver.url("/api/v1/introspect"), {"token": token, **extra},
+                          client_id, secret, basic)
 
 
 def body(response: requests.Response) -> dict[str, Any]:

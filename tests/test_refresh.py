@@ -5,7 +5,6 @@ racing refreshes exactly one wins (and the losers' reuse revokes the winner's to
 
 from __future__ import annotations
 
-import base64
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -15,6 +14,7 @@ import requests
 
 from conftest import OPENDID_REDIRECT, SECRET, STANDARD_REDIRECT
 from opendid.devtools.login_driver import LoginDriver, pkce_pair
+from tests.client_auth import post_as_client
 
 REDIRECTS = {"opendid-client": OPENDID_REDIRECT, "opt-in-client": OPENDID_REDIRECT,
              "code-only-client": OPENDID_REDIRECT, "standard-client": STANDARD_REDIRECT,
@@ -44,16 +44,9 @@ def login_tokens(driver: LoginDriver, client_id: str) -> dict[str, Any]:
 
 def at_token(driver: LoginDriver, refresh_token: str, client_id: str,
              secret: str | None = SECRET, basic: bool = False) -> requests.Response:
-    form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
-    headers = {}
-    if basic:
-        headers["Authorization"] = "Basic " + base64.b64encode(
-            f"{client_id}:{secret}".encode()).decode()
-    else:
-        form["client_id"] = client_id
-        if secret is not None and client_id not in PUBLIC:
-            form["client_secret"] = secret
-    return requests.post(driver.url("/api/v1/token"), data=form, headers=headers, timeout=30)
+    return post_as_client(driver.url("/api/v1/token"),
+                          {"grant_type": "refresh_token", "refresh_token": refresh_token},
+                          client_id, secret, basic, send_secret=client_id not in PUBLIC)
 
 
 def at_api(driver: LoginDriver, refresh_token: str) -> requests.Response:

@@ -16,6 +16,7 @@ import requests
 
 from conftest import SECRET
 from opendid.devtools.login_driver import LoginDriver
+from tests.client_auth import post_as_client
 from tests.test_refresh import at_api, at_token, login_tokens, pair, refused, userinfo_status
 
 PUBLIC = {"public-client", "bare-public-client"}
@@ -25,16 +26,8 @@ def revoke(driver: LoginDriver, token: str, client_id: str, secret: str | None =
            basic: bool = False, **extra: str) -> requests.Response:
     """POST /api/v1/revoke authenticated as `client_id` (client_secret_post, or basic, or
     client_id alone for public clients and `secret=None`)."""
-    form: dict[str, str] = {"token": token, **extra}
-    headers = {}
-    if basic:
-        headers["Authorization"] = "Basic " + base64.b64encode(
-            f"{client_id}:{secret}".encode()).decode()
-    else:
-        form["client_id"] = client_id
-        if secret is not None and client_id not in PUBLIC:
-            form["client_secret"] = secret
-    return requests.post(driver.url("/api/v1/revoke"), data=form, headers=headers, timeout=30)
+    return post_as_client(driver.url("/api/v1/revoke"), {"token": token, **extra}, client_id,
+                          secret, basic, send_secret=client_id not in PUBLIC)
 
 
 def ok(response: requests.Response) -> bool:

@@ -5,7 +5,6 @@ database and a real redis-server."""
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -21,6 +20,7 @@ from opendid.store.grants import GrantStore, NewToken, digest
 from opendid.store.redis_grants import RedisGrantStore
 from opendid.store.redis_sso import RedisSsoStore
 from opendid.store.sso import SsoStore
+from tests.races import race
 
 Store = GrantStore | RedisGrantStore
 THREADS = 8
@@ -60,22 +60,6 @@ def _tokens(*names: str, kind: str = "access") -> list[NewToken]:
             for name in names]
 
 
-def _race(calls: list[Callable[[], Any]]) -> list[Any]:
-    barrier = threading.Barrier(len(calls))
-    results: list[Any] = [None] * len(calls)
-
-    def work(i: int) -> None:
-        barrier.wait()
-        results[i] = calls[i]()
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(calls))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
-
-
 def test_a_code_is_found_by_its_exact_value_and_redeemed_once(backend: Backend):
     store = backend.store
     store.save_code("AbC-code", "G", {"nonce": "n"}, 60)
@@ -102,7 +86,7 @@ def test_an_expired_code_is_neither_found_nor_redeemed(backend: Backend):
 def test_racing_redemptions_have_exactly_one_winner(backend: Backend):
     store = backend.store
     store.save_code("raced", "G", {}, 60)
-    won = _race([lambda i=i: store.redeem_code("raced", "G", "c", _tokens(f"t{i}"))
+    won = race([lambda i=i: store.redeem_code("raced", "G", "c", _tokens(f"t{i}"))
                  for i in range(THREADS)])
     assert won.count(True) == 1
     live = [i for i in range(THREADS) if store.active_token(f"t{i}", "access")]
@@ -136,7 +120,7 @@ def test_rotation_happens_once_and_a_rotated_token_is_still_found(backend: Backe
 def test_racing_rotations_have_exactly_one_winner(backend: Backend):
     store = backend.store
     store.save_token("r", "refresh", "G", "c", {}, 60)
-    won = _race([lambda i=i: store.rotate("r", "refresh", "G", "c", _tokens(f"n{i}"))
+    won = race([lambda i=i: store.rotate("r", "refresh", "G", "c", _tokens(f"n{i}"))
                  for i in range(THREADS)])
     assert won.count(True) == 1
     assert [i for i in range(THREADS) if store.active_token(f"n{i}", "access")] == [
@@ -165,7 +149,7 @@ def test_a_rotation_racing_a_revocation_never_leaves_a_live_token(backend: Backe
     for round_ in range(20):
         grant = f"G{round_}"
         store.save_token(f"r{round_}", "refresh", grant, "c", {}, 60)
-        _race([lambda g=grant, r=round_: store.rotate(f"r{r}", "refresh", g, "c",
+        race([lambda g=grant, r=round_: store.rotate(f"r{r}", "refresh", g, "c",
                                                        _tokens(f"new{r}")),
                lambda g=grant: store.revoke_grant(g)])
         assert store.active_token(f"new{round_}", "access") is None
@@ -218,7 +202,7 @@ def test_an_sso_session_is_found_by_its_exact_id_and_ended_once(sso_store):
     assert [s.client_id for s in found.satisfied] == ["app"]
     for other in (first.upper(), first[:-1], first + "A", " " + first, None, ""):
         assert sso_store.find(other) is None
-    ended = _race([lambda: sso_store.end(first) for _ in range(THREADS)])
+    ended = race([lambda: sso_store.end(first) for _ in range(THREADS)])
     assert [e.did for e in ended if e is not None] == ["did:kilt:alice"]
     assert sso_store.find(first) is None
 
