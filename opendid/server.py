@@ -20,7 +20,7 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
 
 from opendid.kilt.errors import KiltError
-from opendid.redact import RedactingFilter, redact, redact_location
+from opendid.redact import RedactingFilter, redact_location
 
 LOGGER_CLASS = "opendid.server.RedactingLogger"
 THREADS = 4  # per worker: requests wait on the chain and SQLite, not only on the CPU
@@ -28,7 +28,7 @@ KEEPALIVE = 5  # seconds an idle client connection stays open
 
 
 class RedactingLogger(Logger):  # type: ignore[misc]
-    """gunicorn's logger with the token-bearing atoms redacted, for any access_log_format."""
+    """gunicorn's logger with token-bearing values redacted, for any access_log_format."""
 
     def setup(self, cfg: Any) -> None:
         super().setup(cfg)
@@ -37,11 +37,13 @@ class RedactingLogger(Logger):  # type: ignore[misc]
 
     def atoms(self, resp: Any, req: Any, environ: dict[str, Any],
               request_time: datetime.timedelta) -> dict[str, Any]:
+        """A redirect's query and fragment (codes, tokens) cut from `{location}o`; DID-login
+        tokens in the path, the referer or any other atom are cut from the formatted line by
+        the RedactingFilter, once per line rather than once per atom."""
         atoms: dict[str, Any] = super().atoms(resp, req, environ, request_time)
-        for key, value in atoms.items():
-            if not isinstance(value, str):
-                continue
-            atoms[key] = redact_location(value) if key == "{location}o" else redact(value)
+        location = atoms.get("{location}o")
+        if isinstance(location, str):
+            atoms["{location}o"] = redact_location(location)
         return atoms
 
 

@@ -5,6 +5,7 @@ import threading
 import time
 
 import pytest
+from substrateinterface.storage import StorageKey
 
 from opendid.devtools.devchain import DevChain, free_port
 from opendid.kilt.chain import (
@@ -16,7 +17,7 @@ from opendid.kilt.chain import (
 )
 from opendid.kilt.dids import parse_full_did
 from opendid.kilt.encoding import from_hex, to_hex
-from opendid.kilt.errors import ChainUnavailable
+from opendid.kilt.errors import ChainError, ChainUnavailable
 
 
 def _assert_document_matches_sdk(document, sdk):
@@ -56,6 +57,28 @@ def test_storage_keys_match_the_vectors(chain, vectors):
     with chain.substrate() as conn:
         key = chain._key(conn, "Attestation", "Attestations", record["args"][0])
     assert key.to_hex() == record["key"]
+
+
+def test_keys_from_storage_plans_equal_substrate_interfaces_keys(chain, provisioned, vectors):
+    """Every storage map the client reads: the planned key (metadata looked up once) is the
+    key substrate-interface builds, and a missing entry still decodes to the map's default."""
+    did = parse_full_did(provisioned["user"]["did"])
+    wanted = [("Did", "Did", did.address), ("Web3Names", "Names", did.address),
+              ("Web3Names", "Owner", vectors["chain-storage"]["entries"]["web3NameOfUser"]["sdk"]),
+              ("Attestation", "Attestations", "0x" + "ab" * 32),
+              ("Ctype", "Ctypes", "0x" + "cd" * 32)]
+    with chain.substrate() as conn:
+        for pallet, item, param in wanted:
+            planned = chain._key(conn, pallet, item, param)
+            again = chain._key(conn, pallet, item, param)
+            reference = StorageKey.create_from_storage_function(
+                pallet, item, [param], runtime_config=conn.runtime_config, metadata=conn.metadata)
+            assert planned.to_hex() == again.to_hex() == reference.to_hex(), (pallet, item)
+            assert planned.value_scale_type == reference.value_scale_type
+            assert planned.decode_scale_value().value == reference.decode_scale_value().value
+        with pytest.raises(ChainError, match=r"no storage map Did\.Nope"):
+            chain._key(conn, "Did", "Nope", did.address)
+    assert chain.attestation("0x" + "ab" * 32) is None
 
 
 def test_attestation_live_and_raw_match_the_vectors(chain, provisioned, vectors):

@@ -57,13 +57,15 @@ def code_login(server: BenchServer, driver: LoginDriver) -> None:
 
 
 def _start_profilers(pids: list[int], folder: str | None) -> list[subprocess.Popen[bytes]]:
-    """py-spy sampling each worker during the run: collapsed stacks per worker."""
+    """py-spy sampling each worker during the run (only the thread holding the GIL: where the
+    CPU goes, not where requests wait): collapsed stacks per worker."""
     if not folder:
         return []
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     Path(folder).mkdir(parents=True, exist_ok=True)
     return [subprocess.Popen([spy, "record", "--pid", str(pid), "--format", "raw", "--rate",
-                              "250", "--output", f"{folder}/worker-{pid}.txt", "--nonblocking"],
+                              "250", "--gil", "--output", f"{folder}/worker-{pid}.txt",
+                              "--nonblocking"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             for pid in pids]
 

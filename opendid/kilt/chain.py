@@ -23,6 +23,7 @@ from scalecodec.base import ScaleBytes
 from substrateinterface import SubstrateInterface
 from substrateinterface.exceptions import SubstrateRequestException
 from substrateinterface.storage import StorageKey
+from substrateinterface.utils import hasher
 from websocket import WebSocketException
 
 from opendid.kilt.dids import FullDid, full_did_from_account, parse_full_did
@@ -119,6 +120,55 @@ class MetadataCache:
 METADATA = MetadataCache()
 
 
+@dataclass(frozen=True)
+class StoragePlan:
+    """What building a key of one storage map needs, looked up in the metadata once: the
+    lookup scans every pallet and every storage item, which cost more than the read itself."""
+
+    pallet: str
+    item: str
+    function: Any  # the metadata's storage function (for decoding and its default value)
+    value_type: str
+    param_type: str
+    hash_param: Callable[[bytes], bytes]
+    prefix: bytes
+
+    @classmethod
+    def build(cls, metadata: Any, pallet: str, item: str) -> StoragePlan:
+        """The plan of a one-parameter storage map `pallet.item` in this runtime's metadata."""
+        found = metadata.get_metadata_pallet(pallet)
+        function = found.get_storage_function(item) if found else None
+        if function is None:
+            raise ChainError(f"the runtime has no storage map {pallet}.{item}")
+        (param_type,) = function.get_params_type_string()
+        (hasher_name,) = function.get_param_hashers()
+        prefix = hasher.xxh128(found.value["storage"]["prefix"].encode()) + hasher.xxh128(
+            item.encode())
+        return cls(pallet, item, function, function.get_value_type_string(), param_type,
+                   HASHERS[hasher_name], prefix)
+
+    def key(self, param: Any, metadata: Any, runtime_config: Any) -> StorageKey:
+        """The storage key of `param`, as `StorageKey.create_from_storage_function` makes it."""
+        key = StorageKey(self.pallet, self.item, [param], b"", self.value_type, metadata,
+                         runtime_config)
+        key.metadata_storage_function = self.function
+        encoded = runtime_config.create_scale_object(type_string=self.param_type).encode(
+            key.convert_storage_parameter(self.param_type, param))
+        key.params_encoded = [encoded]
+        key.data = self.prefix + self.hash_param(encoded.data)
+        return key
+
+
+HASHERS: dict[str, Callable[[bytes], bytes]] = {
+    "Blake2_128Concat": hasher.blake2_128_concat,
+    "Twox64Concat": hasher.two_x64_concat,
+    "Identity": hasher.identity,
+    "Blake2_128": hasher.blake2_128,
+    "Blake2_256": hasher.blake2_256,
+    "Twox128": hasher.xxh128,
+}
+
+
 class ChainClient:
     """A thread-safe client for one KILT endpoint; connects lazily and reconnects with backoff."""
 
@@ -132,6 +182,7 @@ class ChainClient:
         self._retry_at = 0.0
         self._backoff = 0.0
         self._runtime_checked = 0.0
+        self._plans: dict[tuple[int, str, str], StoragePlan] = {}  # under _lock
 
     # -- connection ---------------------------------------------------------------------------
 
@@ -209,9 +260,16 @@ class ChainClient:
     # -- reads --------------------------------------------------------------------------------
 
     def _key(self, conn: SubstrateInterface, pallet: str, item: str, param: Any) -> StorageKey:
-        return StorageKey.create_from_storage_function(
-            pallet, item, [param], runtime_config=conn.runtime_config, metadata=conn.metadata
-        )
+        """A storage key, from a plan kept per runtime version (an upgrade looks them up
+        afresh in the new metadata)."""
+        slot = (int(conn.runtime_version), pallet, item)
+        plan = self._plans.get(slot)
+        if plan is None:
+            plan = StoragePlan.build(conn.metadata, pallet, item)
+            if len(self._plans) > 64:  # plans of replaced runtimes
+                self._plans.clear()
+            self._plans[slot] = plan
+        return plan.key(param, conn.metadata, conn.runtime_config)
 
     def _read(self, wanted: list[tuple[str, str, Any]]) -> list[Any]:
         """Read several storage entries in one RPC; returns decoded values (None if absent)."""
