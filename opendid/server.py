@@ -12,6 +12,7 @@ path) nor a redirect's query or fragment (codes, tokens): see `RedactingLogger`.
 from __future__ import annotations
 
 import datetime
+import gc
 import logging
 from pathlib import Path
 from typing import Any
@@ -68,10 +69,13 @@ class OpenDidServer(BaseApplication):  # type: ignore[misc]
 
 
 def pre_fork(server: Any, worker: Any) -> None:
-    """In the master, before each fork: no SQLite connection may cross a fork."""
+    """In the master, before each fork: no SQLite connection may cross a fork, and the
+    objects loaded so far are moved out of the garbage collector's reach, so a worker's
+    collections do not write to (and so copy) the memory pages it shares with the master."""
     from opendid.application import close_connections
 
     close_connections(server.app.wsgi())
+    gc.freeze()
 
 
 def post_worker_init(worker: Any) -> None:

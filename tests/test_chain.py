@@ -5,6 +5,7 @@ import threading
 import time
 
 import pytest
+from scalecodec.base import RuntimeConfigurationObject
 from substrateinterface.storage import StorageKey
 
 from opendid.devtools.devchain import DevChain, free_port
@@ -107,6 +108,28 @@ def test_web3name_ctype_and_missing_did(chain, provisioned, vectors):
     missing = entries["didUserNotFound"]["args"][0].split(" ")[0]
     assert chain.did(missing) is None
     assert chain.attestation("0x" + "00" * 32) is None
+
+
+def test_a_new_connection_keeps_the_type_registry_of_its_runtime(chain_url, provisioned,
+                                                                  monkeypatch):
+    """The types are built once per runtime: a reconnect (or a gunicorn worker's first
+    connection after `load_runtime` in the master) reuses them instead of rebuilding."""
+    client = ChainClient(chain_url, timeout=30)
+    client.load_runtime()  # connect, build the types, close: as the master does before forking
+    with client.substrate() as conn:
+        before = conn.runtime_config.get_decoder_class("scale_info::0")
+    rebuilt = []
+    monkeypatch.setattr(RuntimeConfigurationObject, "update_from_scale_info_types",
+                        lambda *args, **kwargs: rebuilt.append(args))
+    monkeypatch.setattr(RuntimeConfigurationObject, "clear_type_registry",
+                        lambda *args, **kwargs: rebuilt.append(args))
+    client.close()
+    user = parse_full_did(provisioned["user"]["did"])
+    assert client.did(user).did == user  # a new connection decodes with the kept types
+    with client.substrate() as conn:
+        assert conn.runtime_config.get_decoder_class("scale_info::0") is before
+    assert rebuilt == []
+    client.close()
 
 
 def test_login_records_are_one_round_trip(chain, provisioned):

@@ -60,6 +60,9 @@ def cpus(text: str | None) -> set[int] | None:
     return chosen
 
 
+PROVISIONING_TIMEOUT = 30.0
+
+
 @contextlib.contextmanager
 def bench_server(workers: int, server_log: str | None = None, server_cpus: str | None = None,
                  proxy: bool = False, redis: bool = False) -> Iterator[BenchServer]:
@@ -67,7 +70,8 @@ def bench_server(workers: int, server_log: str | None = None, server_cpus: str |
     goes through a TcpProxy the caller can cut; with `redis` its state is in a fresh Redis."""
     pinned = cpus(server_cpus)
     with dev_chain() as url, tempfile.TemporaryDirectory() as tmp:
-        client = ChainClient(url)
+        # provisioning waits for each block: on a busy machine that takes longer than a read
+        client = ChainClient(url, timeout=PROVISIONING_TIMEOUT)
         port = free_port()
         issuer = f"http://127.0.0.1:{port}"
         redirect = f"{issuer}/cb"

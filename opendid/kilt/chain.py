@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, ParamSpec, TypeVar
 
-from scalecodec.base import ScaleBytes
+from scalecodec.base import RuntimeConfigurationObject, ScaleBytes
 from substrateinterface import SubstrateInterface
 from substrateinterface.exceptions import SubstrateRequestException
 from substrateinterface.storage import StorageKey
@@ -120,6 +120,38 @@ class MetadataCache:
 METADATA = MetadataCache()
 
 
+class SharedTypes(RuntimeConfigurationObject):
+    """The SCALE type registry of one runtime, kept by a ChainClient across its connections.
+
+    substrate-interface rebuilds the registry from the metadata on every connection: a second of
+    CPU and about 50 MiB of a gunicorn worker's private memory. Built once in the master before
+    forking (`ChainClient.load_runtime`), it is shared by every worker instead."""
+
+    def __init__(self) -> None:
+        super().__init__(ss58_format=KILT_SS58_PREFIX)
+        self.loaded_for: Any = None  # the metadata whose types are loaded
+
+    def add_portable_registry(self, metadata: Any, prefix: str | None = None) -> None:
+        if metadata is not self.loaded_for:
+            super().add_portable_registry(metadata, prefix=prefix)
+            self.loaded_for = metadata
+
+
+class _Connection(SubstrateInterface):  # type: ignore[misc]
+    """A connection that keeps its SharedTypes when they were loaded for this runtime."""
+
+    def reload_type_registry(self, use_remote_preset: bool = True,
+                             auto_discover: bool = True) -> None:
+        types = self.runtime_config
+        if isinstance(types, SharedTypes):
+            same = self.metadata is None or self.metadata is types.loaded_for  # not ==: that
+            if types.loaded_for is not None and same:  # walks every type class (ABC checks)
+                return  # a new connection to the same runtime: nothing to rebuild
+            types.loaded_for = None  # first use, or a runtime upgrade
+        super().reload_type_registry(use_remote_preset=use_remote_preset,
+                                     auto_discover=auto_discover)
+
+
 @dataclass(frozen=True)
 class StoragePlan:
     """What building a key of one storage map needs, looked up in the metadata once: the
@@ -183,6 +215,7 @@ class ChainClient:
         self._backoff = 0.0
         self._runtime_checked = 0.0
         self._plans: dict[tuple[int, str, str], StoragePlan] = {}  # under _lock
+        self._types = SharedTypes()
 
     # -- connection ---------------------------------------------------------------------------
 
@@ -205,12 +238,13 @@ class ChainClient:
             if now < self._retry_at:
                 raise ChainUnavailable(f"KILT node at {self.url} is unreachable (retrying soon)")
             try:
-                conn = SubstrateInterface(
+                conn = _Connection(
                     url=self.url,
                     ss58_format=KILT_SS58_PREFIX,
                     ws_options={"timeout": self.timeout},
                     auto_reconnect=False,
                     cache_region=METADATA,
+                    runtime_config=self._types,
                 )
                 conn.init_runtime()
             except (*NETWORK_ERRORS, SubstrateRequestException) as exc:
@@ -245,8 +279,9 @@ class ChainClient:
         log.warning("KILT node %s unavailable: %s (retry in %.2fs)", self.url, exc, self._backoff)
 
     def load_runtime(self) -> None:
-        """Connect once, so the runtime metadata is decoded into this process's cache, then
-        close: called before gunicorn forks (no socket may cross a fork)."""
+        """Connect once, so the runtime metadata and its type registry are decoded into this
+        process's memory, then close: called before gunicorn forks (no socket may cross a
+        fork)."""
         with self.substrate():
             pass
         self.close()
