@@ -15,7 +15,6 @@ from scalecodec.utils.ss58 import ss58_decode, ss58_encode
 from opendid.kilt.errors import InvalidDid, InvalidHex
 
 KILT_SS58_PREFIX = 38
-_HEX = re.compile(r"0x(?:[0-9a-f]{2})*")
 _BASE58 = re.compile(r"[1-9A-HJ-NP-Za-km-z]{1,64}")
 
 
@@ -26,9 +25,15 @@ def from_hex(value: object, length: int | None = None, what: str = "value") -> b
     """
     if not isinstance(value, str) or not value.startswith("0x"):
         raise InvalidHex(f"{what} must be a 0x-prefixed hex string")
-    if _HEX.fullmatch(value) is None:
+    digits = value[2:]
+    try:
+        raw = bytes.fromhex(digits)
+    except ValueError:
+        raw = None
+    # fromhex also takes upper case and spaces: only the one spelling hex() gives back passes
+    # (a check in C: message ciphertexts are kilobytes long)
+    if raw is None or raw.hex() != digits:
         raise InvalidHex(f"{what} is not lowercase hex with an even number of digits")
-    raw = bytes.fromhex(value[2:])
     if length is not None and len(raw) != length:
         raise InvalidHex(f"{what} must be {length} bytes, got {len(raw)}")
     return raw
