@@ -7,6 +7,7 @@ signature to every check that compares strings.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 
@@ -55,7 +56,15 @@ def address_to_account_id(address: object) -> bytes:
     Only the canonical spelling is accepted (what `account_id_to_address` writes): no `0x` hex,
     no two-byte prefix form, no other checksum length, so one account has one address.
     """
-    if not isinstance(address, str) or _BASE58.fullmatch(address) is None:
+    if not isinstance(address, str):
+        raise InvalidDid(f"'{_clip(address)}' is not a KILT address (SS58, base58 characters)")
+    return _account_id(address)
+
+
+@functools.lru_cache(maxsize=4096)
+def _account_id(address: str) -> bytes:
+    """Cached: every login decodes the same few DIDs several times (a failure is not kept)."""
+    if _BASE58.fullmatch(address) is None:
         raise InvalidDid(f"'{_clip(address)}' is not a KILT address (SS58, base58 characters)")
     try:
         raw = bytes.fromhex(ss58_decode(address, valid_ss58_format=KILT_SS58_PREFIX))
@@ -69,6 +78,7 @@ def address_to_account_id(address: object) -> bytes:
     return raw
 
 
+@functools.lru_cache(maxsize=4096)
 def account_id_to_address(account_id: bytes) -> str:
     """Encode a 32-byte account id as a KILT SS58 address (prefix 38)."""
     return ss58_encode(account_id, ss58_format=KILT_SS58_PREFIX)
