@@ -17,6 +17,7 @@ from opendid.config import instance_folder
 from opendid.kilt.chain import ChainClient, resolve_endpoint
 from opendid.kilt.errors import ChainError, ChainUnavailable
 from opendid.kilt.keys import sr25519_keypair
+from opendid.server import THREADS
 from opendid.store.clients import ClientRecord, ClientStore, hash_client_secret
 from opendid.store.db import Database
 
@@ -68,8 +69,12 @@ def read_payer(payer_file: Path | None) -> Keypair:
 @click.option("--host", default=None,
               help="Address to bind (default: the config's host; 127.0.0.1 with --dev).")
 @click.option("--port", type=int, default=None, help="Port (default: the config's port).")
-@click.option("--workers", type=int, default=2, show_default=True, help="gunicorn workers.")
-def serve(config_path: Path, dev: bool, host: str | None, port: int | None, workers: int) -> None:
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True,
+              help="gunicorn workers.")
+@click.option("--threads", type=click.IntRange(min=1), default=THREADS, show_default=True,
+              help="Threads per worker.")
+def serve(config_path: Path, dev: bool, host: str | None, port: int | None, workers: int,
+          threads: int) -> None:
     """Run the OpenID provider under gunicorn.
 
     With --dev it listens on 127.0.0.1 unless --host says otherwise: the dev wallet signs for
@@ -88,7 +93,7 @@ def serve(config_path: Path, dev: bool, host: str | None, port: int | None, work
         os.environ["OPENDID_DEV"] = "1"
     bind = f"{serve_host(config.host, host, dev)}:{port or config.port}"
     click.echo(f"OpenDID on http://{bind} (issuer {config.oidc_issuer}){' [dev]' if dev else ''}")
-    run(config_path, bind, workers, dev)
+    run(config_path, bind, workers, dev, threads)
 
 
 def serve_host(config_host: str, given: str | None, dev: bool) -> str:

@@ -17,6 +17,8 @@ def main() -> None:
     logins.add_argument("-n", "--total", type=int, default=200)
     logins.add_argument("-k", "--concurrency", type=int, default=8)
     logins.add_argument("-w", "--workers", type=int, default=2)
+    logins.add_argument("-t", "--threads", type=int, default=None,
+                        help="threads per worker (default: opendid serve's)")
     logins.add_argument("--server-log", help="append gunicorn's output to this file")
     logins.add_argument("--server-cpus", help="pin the server to these CPUs (e.g. 0 or 0-1)")
     logins.add_argument("--client-cpus", help="pin the load generator to these CPUs (e.g. 1)")
@@ -41,7 +43,7 @@ def main() -> None:
         from opendid.bench.logins import bench_logins
 
         bench_logins(args.total, args.concurrency, args.workers, args.server_log,
-                     args.server_cpus, args.client_cpus, args.profile, args.redis)
+                     args.server_cpus, args.client_cpus, args.profile, args.redis, args.threads)
     else:
         from opendid.bench.faults import bench_faults
 

@@ -29,6 +29,7 @@ from opendid.bench.server import (
     percentile,
 )
 from opendid.devtools.login_driver import LoginDriver
+from opendid.server import THREADS
 
 
 def cpu_seconds(pid: int) -> float:
@@ -79,10 +80,11 @@ def _stop_profilers(profilers: list[subprocess.Popen[bytes]]) -> None:
 
 def bench_logins(total: int, concurrency: int, workers: int, server_log: str | None,
                  server_cpus: str | None = None, client_cpus: str | None = None,
-                 profile: str | None = None, redis: bool = False) -> None:
+                 profile: str | None = None, redis: bool = False,
+                 threads: int | None = None) -> None:
     """N complete logins (authorize -> challenge -> credential -> token) under gunicorn."""
     pinned_client = cpus(client_cpus)
-    with bench_server(workers, server_log, server_cpus, redis=redis) as server:
+    with bench_server(workers, server_log, server_cpus, redis=redis, threads=threads) as server:
         if pinned_client:
             os.sched_setaffinity(0, pinned_client)
         by_endpoint: dict[str, list[float]] = {}
@@ -116,7 +118,8 @@ def bench_logins(total: int, concurrency: int, workers: int, server_log: str | N
     where = (f"server on CPUs {server_cpus}, load generator on {client_cpus or 'any'}"
              if server_cpus else "server and load generator share every core")
     print(f"{total} logins (authorize -> challenge -> credential -> token), {concurrency} "
-          f"concurrent users, gunicorn {workers} workers, state in "
+          f"concurrent users, gunicorn {workers} workers x {threads or THREADS} threads, "
+          f"state in "
           f"{'Redis' if redis else 'SQLite'}")
     print(f"machine: {os.cpu_count()} cores; {where}")
     print(f"throughput        {total / elapsed:8.2f} logins/s")

@@ -65,7 +65,8 @@ PROVISIONING_TIMEOUT = 30.0
 
 @contextlib.contextmanager
 def bench_server(workers: int, server_log: str | None = None, server_cpus: str | None = None,
-                 proxy: bool = False, redis: bool = False) -> Iterator[BenchServer]:
+                 proxy: bool = False, redis: bool = False,
+                 threads: int | None = None) -> Iterator[BenchServer]:
     """OpenDID under gunicorn on a provisioned dev chain. With `proxy` its chain connection
     goes through a TcpProxy the caller can cut; with `redis` its state is in a fresh Redis."""
     pinned = cpus(server_cpus)
@@ -87,7 +88,8 @@ def bench_server(workers: int, server_log: str | None = None, server_cpus: str |
         Path(state["config"]).write_text(yaml.safe_dump(config))
         server = subprocess.Popen(
             [sys.executable, "-m", "opendid.cli", "serve", "--config", state["config"],
-             "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
+             "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
+             *(["--threads", str(threads)] if threads else [])],
             cwd=PROJECT_ROOT, env=dict(os.environ, OPENDID_INSTANCE=f"{tmp}/instance"),
             stdout=open(server_log, "ab") if server_log else subprocess.DEVNULL,  # noqa: SIM115
             stderr=subprocess.STDOUT,
