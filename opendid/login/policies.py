@@ -135,6 +135,7 @@ def compile_policy(path: Path) -> Policy:
     """One `*.cel` file, compiled; a `PolicyError` names the file, and the line of a syntax
     error."""
     global _compilations
+    _compilations += 1
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -161,9 +162,7 @@ def compile_policy(path: Path) -> Policy:
     if _depth(tree) > MAX_DEPTH:
         raise PolicyError(f"{path}: the expression is nested too deeply (split it into "
                           "several files: every file must hold)")
-    policy = Policy(path.name, env.program(tree))
-    _compilations += 1
-    return policy
+    return Policy(path.name, env.program(tree))
 
 
 def _code(text: str) -> bool:
@@ -225,7 +224,7 @@ def policies_for(directory: str | Path) -> ClientPolicies:
 
 
 def compilations() -> int:
-    """How many policy files this process has compiled (they are compiled once each)."""
+    """How many policy files this process has compiled or tried to (once per folder)."""
     return _compilations
 
 
