@@ -30,6 +30,9 @@ from celpy import celtypes
 from opendid.login.service import LoginError
 
 log = logging.getLogger(__name__)
+# celpy logs the values it evaluates (the token's claims: personal data) at debug level, and a
+# failing function's arguments at error level; this module logs each refusal itself.
+logging.getLogger("celpy").setLevel(logging.CRITICAL + 1)
 
 POLICY_SUFFIX = ".cel"
 # A policy is one expression written by the operator: a bigger file is a mistake.
