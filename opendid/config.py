@@ -4,7 +4,8 @@ A config error names the file, the key and what is wrong. `production: true` ref
 default secrets. This project's additions are optional: top-level `issuer`, `chainSpec`,
 `didLoginMaxTokenLifetime`, `claimMap`, `ssoSessionLifetime`, `store`, and per client
 `idTokenSignedResponseAlg`, `responseTypes`, `refreshRequiresClientAuth`, `claimMap` and
-`postLogoutRedirectUrls`.
+`postLogoutRedirectUrls`. A client's `checksDirectory` holds CEL login policies
+(`login/policies.py`), compiled here; a relative folder is taken from the config file's folder.
 """
 
 from __future__ import annotations
@@ -225,11 +226,8 @@ def _check(config: Config, path: Path) -> None:
             "list the clients under 'clients' instead"
         )
     for client_id, client in config.clients.items():
-        if client.checksDirectory:
-            raise ConfigError(
-                f"{path}: key 'clients.{client_id}.checksDirectory': Rhai login checks are not "
-                "supported yet; remove the key (the client would otherwise skip its policy)"
-            )
+        if client.checksDirectory is not None:
+            client.checksDirectory = _check_policies(path, client_id, client.checksDirectory)
         if not client.redirectUrls:
             raise ConfigError(f"{path}: key 'clients.{client_id}.redirectUrls': list at least one")
     if config.jwt.algorithm.startswith(("RS", "ES")) and "PRIVATE KEY" not in config.jwt.secretKey:
@@ -239,6 +237,19 @@ def _check(config: Config, path: Path) -> None:
     _check_attesters(config, path)
     if config.production:
         _check_production(config, path)
+
+
+def _check_policies(path: Path, client_id: str, value: str) -> str:
+    """A client's login policies, compiled now so that a broken file stops start-up; a
+    relative folder is taken from the config file's folder. Returns the absolute folder."""
+    from opendid.login.policies import PolicyError, policies_for, resolve_directory
+
+    try:
+        directory = resolve_directory(value, path.resolve().parent)
+        policies_for(directory)
+    except PolicyError as exc:
+        raise ConfigError(f"{path}: key 'clients.{client_id}.checksDirectory': {exc}") from None
+    return str(directory)
 
 
 def _check_nacl_pair(config: Config, path: Path) -> None:

@@ -91,6 +91,7 @@ def build_services(config: Config, instance: Path, dev: bool = False,
             refresh_requires_client_auth=client.refreshRequiresClientAuth,
             claim_map=client.claimMap,
             post_logout_redirect_urls=list(client.postLogoutRedirectUrls),
+            checks_directory=client.checksDirectory,
         ))
     lifetime = max(config.jwt.accessTokenLifetime, config.jwt.refreshTokenLifetime)
     keyring = KeyRing(instance / "jwks.json", lifetime)

@@ -34,6 +34,9 @@ FAILURES = {
                 "Your login session has expired. Go back to the application and start again."),
     "timeout": ("No answer from the wallet", "Your wallet did not answer in time."),
     "no-did": ("No DID in your wallet", "Your wallet holds no DID to log in with."),
+    "policy": ("Not allowed for this application",
+               "This application's login policy does not accept this identity. You can try "
+               "another credential or DID, or go back to the application."),
     "error": ("Something went wrong", "The login could not be completed."),
 }
 

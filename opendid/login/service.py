@@ -56,9 +56,10 @@ DID_JWT = "did-jwt"
 class LoginError(Exception):
     """A failed step: HTTP status and OpenDID's plain-text message."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, reason: str | None = None) -> None:
         super().__init__(message)
         self.status, self.message = status, message
+        self.reason = reason
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,13 @@ class TokenService:
     def id_token(self, client: ClientRecord, identity: Identity, nonce: str | None,
                  access_token: str | None = None, code: str | None = None,
                  scope: str | None = None) -> str:
+        return self._sign(self.id_token_claims(client, identity, nonce, access_token, code,
+                                               scope), client)
+
+    def id_token_claims(self, client: ClientRecord, identity: Identity, nonce: str | None,
+                        access_token: str | None = None, code: str | None = None,
+                        scope: str | None = None) -> dict[str, Any]:
+        """The ID token's claims (login policies read them before anything is signed)."""
         now = int(time.time())
         claims: dict[str, Any] = {
             "iss": self._issuer(client),
@@ -84,7 +91,7 @@ class TokenService:
                 claims.update(client_claims(client, identity, scope, self.config.claimMap))
         else:
             claims["aud"] = self.config.jwt.accessTokenAudience
-        return self._sign(claims, client)
+        return claims
 
     def _bearer(self, client: ClientRecord, identity: Identity, audience: str,
                 lifetime: int, scope: str | None) -> Minted:

@@ -23,6 +23,7 @@ ADDED_COLUMNS = {
     "refresh_requires_client_auth": "INTEGER NOT NULL DEFAULT 0",
     "post_logout_redirect_urls": "TEXT",
     "claim_map": "TEXT",
+    "checks_directory": "TEXT",
 }
 
 
@@ -39,6 +40,8 @@ class ClientRecord:
     post_logout_redirect_urls: list[str] = field(default_factory=list)
     # standard claim -> credential property; None: the config's default map
     claim_map: dict[str, str] | None = None
+    # folder of CEL login policies (login/policies.py); None: no policy
+    checks_directory: str | None = None
 
     @property
     def is_public(self) -> bool:
@@ -103,19 +106,20 @@ class ClientStore:
             "refresh_requires_client_auth": int(client.refresh_requires_client_auth),
             "post_logout_redirect_urls": json.dumps(client.post_logout_redirect_urls),
             "claim_map": None if client.claim_map is None else json.dumps(client.claim_map),
+            "checks_directory": client.checks_directory,
         }, pk="client_id")
 
     def get(self, client_id: str) -> ClientRecord | None:
         row = self.db.connect().execute(
             "SELECT client_id, client_secret, redirect_urls, requirements, id_token_alg, "
-            "response_types, refresh_requires_client_auth, post_logout_redirect_urls, claim_map "
-            "FROM clients WHERE client_id = ?", (client_id,)).fetchone()
+            "response_types, refresh_requires_client_auth, post_logout_redirect_urls, claim_map, "
+            "checks_directory FROM clients WHERE client_id = ?", (client_id,)).fetchone()
         if row is None:
             return None
         types = None if row[5] is None else tuple(json.loads(row[5]))
         return ClientRecord(row[0], row[1], json.loads(row[2]), json.loads(row[3]), row[4],
                             types, bool(row[6]), json.loads(row[7] or "[]"),
-                            None if row[8] is None else json.loads(row[8]))
+                            None if row[8] is None else json.loads(row[8]), row[9])
 
     def source(self, client_id: str) -> str | None:
         row = self.db.connect().execute(

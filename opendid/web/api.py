@@ -18,6 +18,7 @@ from flask import (
 
 from opendid.kilt.dids import parse_full_did
 from opendid.kilt.errors import ChainError, ChainUnavailable, InvalidDid
+from opendid.login import policies
 from opendid.login.identity import Identity
 from opendid.login.service import LoginError
 from opendid.oidc.authorize import (
@@ -25,7 +26,7 @@ from opendid.oidc.authorize import (
     AuthRequest,
     validate_authorize,
 )
-from opendid.oidc.sso import Refuse, Reuse
+from opendid.oidc.sso import Decision, Refuse, Reuse, ShowLogin
 from opendid.store.clients import ClientRecord
 from opendid.store.sso import requirements_fingerprint
 from opendid.web import respond, sso_cookie
@@ -64,6 +65,8 @@ def authorize() -> Response | tuple[str, int]:
                                message=exc.description), 400
     client = svc.provider.client_for(auth)
     decision = svc.single_sign_on.decide(auth, client, svc.sso.find(sso_cookie.read()))
+    if isinstance(decision, Reuse):
+        decision = policy_on_reuse(auth, client, decision)
     if isinstance(decision, (Reuse, Refuse)) and session:
         session.clear()  # a new request supersedes this browser's login or undelivered result
     if isinstance(decision, Reuse):
@@ -147,10 +150,36 @@ def did_login(token: str) -> Response:
     return finish_login(login, auth, client, identity)
 
 
+def check_policy(auth: AuthRequest, client: ClientRecord, identity: Identity) -> None:
+    """The client's login policies over the claims of the ID token it would get: a 403
+    unless all hold. That token carries the scope's standard claims only when no access token
+    comes with it (implicit `id_token`); the hashes of a code or access token are not known
+    yet, and no policy needs them."""
+    if client.checks_directory is None:
+        return
+    scope = auth.scope if auth.response_type == "id_token" else None
+    claims = services().tokens.id_token_claims(client, identity, auth.nonce, scope=scope)
+    policies.enforce(client.client_id, client.checks_directory, claims)
+
+
+def policy_on_reuse(auth: AuthRequest, client: ClientRecord, decision: Reuse) -> Decision:
+    """A provider session answers only for an identity the client's policies accept; else
+    the wallet (someone else may log in), or `access_denied` when no page may be shown."""
+    try:
+        check_policy(auth, client, decision.identity)
+    except LoginError as exc:
+        if "none" in auth.prompt:
+            return Refuse("access_denied", exc.message)
+        return ShowLogin(hint_sub=decision.identity.did if auth.id_token_hint else None)
+    return decision
+
+
 def finish_login(login: dict[str, Any], auth: AuthRequest, client: ClientRecord,
                  identity: Identity) -> Response:
     """The client's answer, and the provider session this browser now holds. A client that
-    named its user (`id_token_hint`) gets `login_required` when someone else logged in."""
+    named its user (`id_token_hint`) gets `login_required` when someone else logged in. The
+    client's login policies come first: a refused login issues nothing and opens no session."""
+    check_policy(auth, client, identity)
     svc = services()
     hint_sub = login.get("hint_sub")
     if hint_sub is not None and hint_sub != identity.did:

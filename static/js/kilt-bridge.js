@@ -98,6 +98,7 @@
     if (response.status === 503) throw new Failure("chain", "");
     if (response.status === 401 && /session/i.test(text)) throw new Failure("expired", "");
     if (/not trusted/.test(text)) throw new Failure("untrusted", "");
+    if (response.status === 403 && /login policy/.test(text)) throw new Failure("policy", "");
     if (/^Failed to verify/.test(text)) throw new Failure("verification", text);
     throw new Failure("error", text);
   }
