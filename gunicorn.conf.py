@@ -4,7 +4,16 @@ Log lines never carry login tokens; the app is loaded once before forking (share
 each worker connects to the chain after it starts; gthread workers keep connections alive.
 """
 
-from opendid.server import KEEPALIVE, THREADS, post_worker_init, pre_fork  # noqa: F401
+from opendid.server import (  # noqa: F401
+    KEEPALIVE,
+    THREADS,
+    child_exit,
+    post_worker_init,
+    pre_fork,
+    prepare_metrics,
+)
+
+prepare_metrics()  # before the app is loaded (preload_app): workers share one metrics folder
 
 logger_class = "opendid.server.RedactingLogger"
 worker_class = "gthread"

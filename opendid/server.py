@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import datetime
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
 
+from opendid import metrics_files
+from opendid.config import instance_folder
 from opendid.kilt.errors import KiltError
 from opendid.redact import RedactingFilter, redact, redact_location
 
@@ -70,6 +73,17 @@ def pre_fork(server: Any, worker: Any) -> None:
     from opendid.application import close_connections
 
     close_connections(server.app.wsgi())
+    metrics_files.forget_process(os.getpid())  # the master's gauges are no worker's state
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """In the master, after a worker exited: its live gauges leave /metrics' sum."""
+    metrics_files.forget_process(worker.pid)
+
+
+def prepare_metrics() -> None:
+    """In the master, before the app is loaded: the workers' shared metrics folder."""
+    metrics_files.prepare(instance_folder() / "metrics")
 
 
 def post_worker_init(worker: Any) -> None:
@@ -78,10 +92,12 @@ def post_worker_init(worker: Any) -> None:
 
 
 def run(config_path: Path, bind: str, workers: int, dev: bool, threads: int = THREADS) -> None:
+    prepare_metrics()
     OpenDidServer(config_path, {
         "bind": bind, "workers": workers, "accesslog": "-", "timeout": 30,
         "worker_class": "gthread", "threads": threads, "keepalive": KEEPALIVE,
         "preload_app": True, "pre_fork": pre_fork, "post_worker_init": post_worker_init,
+        "child_exit": child_exit,
         "logger_class": LOGGER_CLASS,
         "forwarded_allow_ips": "127.0.0.1",
         "control_socket_disable": True,  # a global path under ~/.gunicorn, shared by instances
