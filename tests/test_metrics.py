@@ -112,6 +112,7 @@ def logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
 def _served(provisioned: dict[str, Any], folder: Path, **overrides: Any) -> Any:
     server = bind_server()
     url = f"http://127.0.0.1:{server.server_port}"
+    folder.mkdir()
     config = write_test_config(provisioned, folder / "config.yaml", url, [url + "/cb"],
                                **overrides)
     server.app = create_app(config, instance_path=folder / "instance")
