@@ -515,6 +515,7 @@ def test_gunicorn_workers_logins_are_summed_and_a_restart_starts_from_zero(
             assert success(samples, flow="credential", client="opendid-client") == 2
             assert value(samples, "opendid_credential_verification_seconds_count") == 2
             assert value(samples, "opendid_tokens_issued_total", kind="code") == 2
+            assert value(samples, "opendid_chain_connected") == 1  # the minimum over workers
         # the master serves nothing: its live gauge is not in the sum (it would pin the minimum)
         assert server.process is not None
         assert not list(folder.glob(f"gauge_livemin_{server.process.pid}.db"))
