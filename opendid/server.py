@@ -21,7 +21,6 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
 
 from opendid import metrics_files
-from opendid.config import instance_folder
 from opendid.kilt.errors import KiltError
 from opendid.redact import RedactingFilter, redact, redact_location
 
@@ -76,28 +75,19 @@ def pre_fork(server: Any, worker: Any) -> None:
     metrics_files.forget_process(os.getpid())  # the master's gauges are no worker's state
 
 
-def child_exit(server: Any, worker: Any) -> None:
-    """In the master, after a worker exited: its live gauges leave /metrics' sum."""
-    metrics_files.forget_process(worker.pid)
-
-
-def prepare_metrics() -> None:
-    """In the master, before the app is loaded: the workers' shared metrics folder."""
-    metrics_files.prepare(instance_folder() / "metrics")
-
-
 def post_worker_init(worker: Any) -> None:
     """In each new worker: connect to the chain now, not on the first login."""
     worker.wsgi.extensions["opendid"].warm_up()
 
 
 def run(config_path: Path, bind: str, workers: int, dev: bool, threads: int = THREADS) -> None:
-    prepare_metrics()
+    metrics_files.prepare()  # before the app (and prometheus_client) is loaded
     OpenDidServer(config_path, {
         "bind": bind, "workers": workers, "accesslog": "-", "timeout": 30,
         "worker_class": "gthread", "threads": threads, "keepalive": KEEPALIVE,
         "preload_app": True, "pre_fork": pre_fork, "post_worker_init": post_worker_init,
-        "child_exit": child_exit,
+        "on_starting": metrics_files.on_starting, "child_exit": metrics_files.child_exit,
+        "on_exit": metrics_files.on_exit,
         "logger_class": LOGGER_CLASS,
         "forwarded_allow_ips": "127.0.0.1",
         "control_socket_disable": True,  # a global path under ~/.gunicorn, shared by instances

@@ -10,6 +10,7 @@ import logging
 import os
 import re
 import signal
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -500,8 +501,8 @@ def test_gunicorn_workers_logins_are_summed_and_a_restart_starts_from_zero(
     config = write_test_config(provisioned, tmp_path / "config.yaml", url, [url + "/cb"],
                                metrics={"token": TOKEN})
     instance = tmp_path / "instance"
-    folder = instance / "metrics"
-    server = Gunicorn(config, instance, port).start()
+    folder = tmp_path / "prometheus"  # made by the master (0700): $PROMETHEUS_MULTIPROC_DIR
+    server = Gunicorn(config, instance, port, PROMETHEUS_MULTIPROC_DIR=str(folder)).start()
     try:
         first, second = sorted(server.workers)
         assert folder.is_dir() and (folder.stat().st_mode & 0o777) == 0o700
@@ -532,7 +533,7 @@ def test_gunicorn_workers_logins_are_summed_and_a_restart_starts_from_zero(
         server.stop()
 
     (folder / "stale_from_elsewhere.db").write_bytes(b"")
-    server = Gunicorn(config, instance, port).start()
+    server = Gunicorn(config, instance, port, PROMETHEUS_MULTIPROC_DIR=str(folder)).start()
     try:
         assert not (folder / "stale_from_elsewhere.db").exists()
         samples = scrape(server.url)
@@ -541,3 +542,33 @@ def test_gunicorn_workers_logins_are_summed_and_a_restart_starts_from_zero(
     finally:
         server.stop()
 
+
+def test_without_a_folder_given_the_workers_share_a_private_temporary_one(provisioned,
+                                                                          tmp_path):
+    """`opendid serve` without $PROMETHEUS_MULTIPROC_DIR: a fresh 0700 temporary folder (so
+    nothing of an earlier run is summed), not in the instance folder, removed at exit."""
+    port = free_port()
+    config = write_test_config(provisioned, tmp_path / "config.yaml",
+                               f"http://127.0.0.1:{port}", ["http://127.0.0.1:1/cb"],
+                               metrics={"token": TOKEN})
+    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    server = Gunicorn(config, tmp_path / "instance", port, workers=1)
+    server.env = dict(env, OPENDID_INSTANCE=str(tmp_path / "instance"))
+    server.start()
+    try:
+        # start() waited for a healthy answer: the worker is connected to the chain
+        assert value(scrape(server.url), "opendid_chain_connected") == 1
+        (worker,) = server.workers
+        # the worker's value files are mapped into its memory: that is where they are
+        mapped = [line.split()[-1] for line in Path(f"/proc/{worker}/maps").read_text()
+                  .splitlines() if line.endswith(".db")]
+        folders = {Path(path).parent for path in mapped}
+        assert len(folders) == 1, mapped
+        folder = folders.pop()
+        assert folder.parent == Path(tempfile.gettempdir())
+        assert folder.name.startswith("opendid-metrics-")
+        assert (folder.stat().st_mode & 0o777) == 0o700
+        assert not (tmp_path / "instance" / "metrics").exists()
+    finally:
+        server.stop()
+    assert not folder.exists()
