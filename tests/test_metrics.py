@@ -10,6 +10,7 @@ import logging
 import os
 import re
 import signal
+import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -572,3 +573,29 @@ def test_without_a_folder_given_the_workers_share_a_private_temporary_one(provis
     finally:
         server.stop()
     assert not folder.exists()
+
+
+def test_gunicorn_wsgi_app_with_its_conf_file_sums_the_workers_too(provisioned, wallet: Wallet,
+                                                                   chain: ChainClient,
+                                                                   tmp_path):
+    """`gunicorn wsgi:app` reads gunicorn.conf.py, which prepares the folder and names the
+    hooks. Its master never connects to the chain, so its gauge (0 since import) would pin
+    the minimum at 0 if `pre_fork` did not drop it."""
+    port = free_port()
+    config = write_test_config(provisioned, tmp_path / "config.yaml", f"http://127.0.0.1:{port}",
+                               ["http://127.0.0.1:1/cb"], metrics={"token": TOKEN})
+    server = Gunicorn(config, tmp_path / "instance", port, OPENDID_CONFIG=str(config))
+    server.args = [sys.executable, "-m", "gunicorn", "wsgi:app", "--bind", f"127.0.0.1:{port}",
+                   "--workers", "2"]
+    server.env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    server.start()
+    try:
+        first, second = sorted(server.workers)
+        _login_on(server, first, wallet, chain)
+        _login_on(server, second, wallet, chain)
+        for worker in (first, second):
+            samples = _scrape_on(server, worker)
+            assert success(samples, client="opendid-client") == 2
+            assert value(samples, "opendid_chain_connected") == 1
+    finally:
+        server.stop()
