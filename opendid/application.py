@@ -19,7 +19,17 @@ from opendid.services import build_services
 from opendid.store.clients import ClientRecord
 from opendid.store.housekeeping import PURGE_INTERVAL, Housekeeper
 from opendid.store.sessions import SqliteSessionInterface, session_interface, unavailable
-from opendid.web import api, devwallet, errors, logout, pages, tokens, wellknown
+from opendid.web import (
+    api,
+    devwallet,
+    errors,
+    logout,
+    metrics,
+    pages,
+    request_id,
+    tokens,
+    wellknown,
+)
 from opendid.web.cors import init_cors
 from opendid.web.jsonbody import BoundedJSONProvider
 
@@ -148,6 +158,7 @@ def create_app(config: Config | str | os.PathLike[str] | None = None, *, dev: bo
         steps.append(sessions.purge)
     housekeeper = Housekeeper(steps, interval=_purge_interval(purge_interval))
     app.extensions["opendid-housekeeper"] = housekeeper
+    request_id.register(app)  # first: a hook that answers skips the hooks after it
 
     @app.before_request
     def state_reachable() -> Response | None:
@@ -166,6 +177,7 @@ def create_app(config: Config | str | os.PathLike[str] | None = None, *, dev: bo
     app.register_blueprint(logout.bp)
     app.register_blueprint(wellknown.bp)
     app.register_blueprint(tokens.bp)
+    app.register_blueprint(metrics.bp)
     init_cors(app)
     app.register_blueprint(pages.bp)
     if dev:

@@ -2,7 +2,7 @@
 
 A config error names the file, the key and what is wrong. `production: true` refuses weak or
 default secrets. This project's additions are optional: top-level `issuer`, `chainSpec`,
-`didLoginMaxTokenLifetime`, `claimMap`, `ssoSessionLifetime`, `store`, and per client
+`didLoginMaxTokenLifetime`, `claimMap`, `ssoSessionLifetime`, `store`, `metrics`, and per client
 `idTokenSignedResponseAlg`, `responseTypes`, `refreshRequiresClientAuth`, `claimMap` and
 `postLogoutRedirectUrls`. A client's `checksDirectory` holds CEL login policies
 (`login/policies.py`), compiled here; a relative folder is taken from the config file's folder.
@@ -10,14 +10,23 @@ default secrets. This project's additions are optional: top-level `issuer`, `cha
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
+import re
 import secrets
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from opendid.kilt.chain import resolve_endpoint
 from opendid.oidc.claims import DEFAULT_CLAIM_MAP, MAPPABLE_CLAIMS
@@ -133,6 +142,42 @@ class StoreConfig(_Model):
         return value
 
 
+class MetricsConfig(_Model):
+    """`/metrics` is served only when this key is present, to a scraper that passes every check
+    given here; at least one is required (an open /metrics shows who logs in where, and when)."""
+
+    # Authorization: Bearer <token>; at least 32 visible ASCII characters, no spaces
+    token: str | None = None
+    # Addresses or networks (CIDR) of the scrapers: the connection's own address (a proxy in
+    # front means the proxy's address: use the token then)
+    allowFrom: list[str] = Field(default_factory=list)
+
+    @field_validator("token")
+    @classmethod
+    def _token(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9\-._~+/]{32,}=*", value):
+            raise ValueError("at least 32 characters of A-Z a-z 0-9 - . _ ~ + / (a bearer "
+                             "token), e.g. from: python3 -c 'import secrets; "
+                             "print(secrets.token_urlsafe(32))'")
+        return value
+
+    @field_validator("allowFrom")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for network in value:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(f"{network!r} is not an address or network (CIDR)") from None
+        return value
+
+    @model_validator(mode="after")
+    def _protected(self) -> MetricsConfig:
+        if self.token is None and not self.allowFrom:
+            raise ValueError("protect /metrics: give a token, allowFrom, or both")
+        return self
+
+
 class Config(_Model):
     host: str = "0.0.0.0"
     port: int = 3001
@@ -145,6 +190,7 @@ class Config(_Model):
     clients: dict[str, ClientConfig] = Field(default_factory=dict)
     etcd: dict[str, Any] | None = None
     store: StoreConfig | None = None
+    metrics: MetricsConfig | None = None  # absent: no /metrics (404)
     issuer: str | None = None
     displayName: str = "OpenDID"
     # The longest validity (exp - nbf, and exp - now) a DID-only login token may claim, in

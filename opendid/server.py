@@ -14,12 +14,14 @@ from __future__ import annotations
 import datetime
 import gc
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
 
+from opendid import metrics_files
 from opendid.kilt.errors import KiltError
 from opendid.redact import RedactingFilter, redact_location
 
@@ -75,6 +77,7 @@ def pre_fork(server: Any, worker: Any) -> None:
     from opendid.application import close_connections
 
     close_connections(server.app.wsgi())
+    metrics_files.forget_process(os.getpid())  # the master's gauges are no worker's state
     gc.freeze()
 
 
@@ -84,10 +87,13 @@ def post_worker_init(worker: Any) -> None:
 
 
 def run(config_path: Path, bind: str, workers: int, dev: bool, threads: int = THREADS) -> None:
+    metrics_files.prepare()  # before the app (and prometheus_client) is loaded
     OpenDidServer(config_path, {
         "bind": bind, "workers": workers, "accesslog": "-", "timeout": 30,
         "worker_class": "gthread", "threads": threads, "keepalive": KEEPALIVE,
         "preload_app": True, "pre_fork": pre_fork, "post_worker_init": post_worker_init,
+        "on_starting": metrics_files.on_starting, "child_exit": metrics_files.child_exit,
+        "on_exit": metrics_files.on_exit,
         "logger_class": LOGGER_CLASS,
         "forwarded_allow_ips": "127.0.0.1",
         "control_socket_disable": True,  # a global path under ~/.gunicorn, shared by instances

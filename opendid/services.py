@@ -9,6 +9,7 @@ from pathlib import Path
 
 from redis import Redis
 
+from opendid import metrics
 from opendid.config import Config
 from opendid.kilt.chain import ChainClient
 from opendid.kilt.domain_linkage import did_configuration
@@ -95,7 +96,7 @@ def build_services(config: Config, instance: Path, dev: bool = False,
         ))
     lifetime = max(config.jwt.accessTokenLifetime, config.jwt.refreshTokenLifetime)
     keyring = KeyRing(instance / "jwks.json", lifetime)
-    chain = chain or ChainClient(config.chain_url)
+    chain = chain or ChainClient(config.chain_url, observer=metrics.CHAIN)
     state = open_state(config, db)
     onetime, grants = state.onetime, state.grants
     tokens = TokenService(config, keyring)

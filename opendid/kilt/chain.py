@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 from scalecodec.base import RuntimeConfigurationObject, ScaleBytes
 from substrateinterface import SubstrateInterface
@@ -201,11 +201,22 @@ HASHERS: dict[str, Callable[[bytes], bytes]] = {
 }
 
 
+class ChainObserver(Protocol):
+    """Told of each storage read's duration and result (ok, unavailable, error) and of the
+    connection going up or down: metrics, without this module knowing who keeps them."""
+
+    def read(self, seconds: float, result: str) -> None: ...
+
+    def connected(self, up: bool) -> None: ...
+
+
 class ChainClient:
     """A thread-safe client for one KILT endpoint; connects lazily and reconnects with backoff."""
 
-    def __init__(self, endpoint: str, timeout: float = 5.0, max_backoff: float = 5.0) -> None:
+    def __init__(self, endpoint: str, timeout: float = 5.0, max_backoff: float = 5.0,
+                 observer: ChainObserver | None = None) -> None:
         self.url = resolve_endpoint(endpoint)
+        self.observer = observer
         self.timeout = timeout
         self.max_backoff = max_backoff
         self._lock = threading.RLock()
@@ -252,6 +263,8 @@ class ChainClient:
                 raise ChainUnavailable(f"KILT node at {self.url} is unreachable") from None
             self._substrate, self._pid = conn, os.getpid()
             self._backoff, self._runtime_checked = 0.0, time.monotonic()
+            if self.observer is not None:
+                self.observer.connected(True)
             log.info("connected to KILT node %s (runtime %s)", self.url, conn.runtime_version)
         elif time.monotonic() - self._runtime_checked > RUNTIME_CHECK_INTERVAL:
             self._refresh_runtime(self._substrate)
@@ -274,6 +287,8 @@ class ChainClient:
             with contextlib.suppress(Exception):  # a broken socket may fail to close many ways
                 self._substrate.close()
         self._substrate = None
+        if self.observer is not None:
+            self.observer.connected(False)
         self._backoff = min(max(self._backoff * 2, 0.25), self.max_backoff)
         self._retry_at = time.monotonic() + self._backoff
         log.warning("KILT node %s unavailable: %s (retry in %.2fs)", self.url, exc, self._backoff)
@@ -307,6 +322,20 @@ class ChainClient:
         return plan.key(param, conn.metadata, conn.runtime_config)
 
     def _read(self, wanted: list[tuple[str, str, Any]]) -> list[Any]:
+        """`_query`, its duration and result told to the observer."""
+        started, result = time.perf_counter(), "error"
+        try:
+            values = self._query(wanted)
+            result = "ok"
+            return values
+        except ChainUnavailable:
+            result = "unavailable"
+            raise
+        finally:
+            if self.observer is not None:
+                self.observer.read(time.perf_counter() - started, result)
+
+    def _query(self, wanted: list[tuple[str, str, Any]]) -> list[Any]:
         """Read several storage entries in one RPC; returns decoded values (None if absent)."""
         with self.substrate() as conn:
             keys = [self._key(conn, pallet, item, param) for pallet, item, param in wanted]

@@ -30,7 +30,12 @@ class InvalidMessage(KiltError):
 
 
 class CredentialInvalid(KiltError):
-    """A presentation that fails verification (hashes, signature, attestation, requirements)."""
+    """A presentation that fails verification (hashes, signature, attestation, requirements);
+    `reason` is a fixed word for the kind of failure (counted in metrics), never data."""
+
+    def __init__(self, message: str, reason: str = "credential_invalid") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class ChainUnavailable(KiltError):

@@ -63,9 +63,9 @@ def verify_presentations(
         _verify_signature(presentation, owner, records.did, challenge)
         attestation = records.attestations[root]
         if attestation is None:
-            raise CredentialInvalid("the credential is not attested on chain")
+            raise CredentialInvalid("the credential is not attested on chain", "not_attested")
         if attestation.revoked:
-            raise CredentialInvalid("the credential's attestation has been revoked")
+            raise CredentialInvalid("the credential's attestation has been revoked", "revoked")
         if attestation.ctype_hash != presentation.claim.cTypeHash:
             raise CredentialInvalid("the attestation is for a different CType")
         verified.append(VerifiedCredential(
@@ -110,7 +110,7 @@ def match_requirements(
     """
     if not requirements:
         return None
-    reason = "no presented credential has a requested CType"
+    reason, kind = "no presented credential has a requested CType", "requirements_unmet"
     for requirement in requirements:
         for credential in credentials:
             if credential.ctype_hash.lower() != requirement.cTypeHash.lower():
@@ -118,10 +118,12 @@ def match_requirements(
             trusted = {a for a in requirement.trustedAttesters}
             if trusted and credential.attester.uri not in trusted:
                 reason = "the credential's attester is not trusted by this application"
+                kind = "untrusted_attester"
                 continue
             missing = [p for p in requirement.requiredProperties if p not in credential.properties]
             if missing:
                 reason = f"required properties are not disclosed: {', '.join(missing)}"
+                kind = "requirements_unmet"
                 continue
             return credential
-    raise CredentialInvalid(reason)
+    raise CredentialInvalid(reason, kind)

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from opendid import metrics
 from opendid.config import Config
 from opendid.kilt.chain import ChainClient
 from opendid.kilt.crypto import box_decrypt
@@ -104,24 +105,25 @@ class LoginService:
     def accept_challenge(self, login_id: str, body: Any) -> str:
         """Open the wallet's encrypted challenge; returns the wallet's key URI."""
         if not isinstance(body, dict):
-            raise LoginError(400, "Invalid request: expected a JSON object")
+            raise LoginError(400, "Invalid request: expected a JSON object", "bad_request")
         key_uri = body.get("encryptionKeyUri")
         try:
             wallet_key = light_did_encryption_key(key_uri)
         except InvalidLightDid as exc:
-            raise LoginError(400, f"Invalid light DID: {exc}") from None
+            raise LoginError(400, f"Invalid light DID: {exc}", "invalid_light_did") from None
         try:
             ciphertext = from_hex(body.get("encryptedChallenge"), None, "encryptedChallenge")
             nonce = from_hex(body.get("nonce"), 24, "nonce")
             plaintext = box_decrypt(ciphertext, nonce, self.keys.secret, wallet_key)
         except (InvalidHex, DecryptionFailed):
-            raise LoginError(401, "Invalid challenge: Unable to decrypt") from None
+            raise LoginError(401, "Invalid challenge: Unable to decrypt",
+                             "bad_challenge") from None
         challenge = to_hex(plaintext)
         stored = self.onetime.peek(SESSION_CHALLENGE, challenge)
         if stored is None or stored.get("login") != login_id:
-            raise LoginError(401, "Invalid challenge: Challenge doesn't match")
+            raise LoginError(401, "Invalid challenge: Challenge doesn't match", "bad_challenge")
         if self.onetime.take(SESSION_CHALLENGE, challenge) is None:
-            raise LoginError(401, "Invalid challenge: Challenge doesn't match")
+            raise LoginError(401, "Invalid challenge: Challenge doesn't match", "bad_challenge")
         assert isinstance(key_uri, str)
         log.info("login %s: wallet session opened", login_id[:8])
         return key_uri
@@ -150,23 +152,24 @@ class LoginService:
             envelope = parse_envelope(body)
             sender_key = parse_key_uri(envelope.senderKeyUri)
         except (InvalidMessage, InvalidDid):
-            raise LoginError(400, "Failed to decrypt") from None
+            raise LoginError(400, "Failed to decrypt", "decryption") from None
         document = self.chain.did(sender_key.did)
         key = document.key_agreement_key(sender_key.key_id) if document else None
         if key is None:
-            raise LoginError(400, "Failed to decrypt")
+            raise LoginError(400, "Failed to decrypt", "decryption")
         try:
             message = open_json(envelope, self.keys.secret, key.public_key)
         except (DecryptionFailed, InvalidMessage):
-            raise LoginError(400, "Failed to decrypt") from None
+            raise LoginError(400, "Failed to decrypt", "decryption") from None
         try:
             submission = parse_submit_credential(message)
         except InvalidMessage:
-            raise LoginError(400, "Failed to parse message") from None
+            raise LoginError(400, "Failed to parse message", "bad_message") from None
 
         try:
-            verified = verify_presentations(submission.body.content, challenge, self.chain,
-                                            known=document)
+            with metrics.timed_verification():
+                verified = verify_presentations(submission.body.content, challenge, self.chain,
+                                                known=document)
             owner = verified[0].owner
             if owner != sender_key.did:
                 raise CredentialInvalid("the message is encrypted by another DID than the owner")
@@ -175,10 +178,11 @@ class LoginService:
             match = match_requirements(verified, reqs) or verified[0]
         except CredentialInvalid as exc:
             log.info("login %s: credential rejected: %s", login_id[:8], exc)
-            raise LoginError(400, f"Failed to verify credential: {exc}") from None
+            raise LoginError(400, f"Failed to verify credential: {exc}", exc.reason) from None
         stored = self.onetime.take(CREDENTIAL_CHALLENGE, challenge)
         if stored is None or stored.get("login") != login_id:
-            raise LoginError(400, "Failed to verify credential: the challenge was already used")
+            raise LoginError(400, "Failed to verify credential: the challenge was already used",
+                             "challenge_used")
         log.info("login %s: verified %s (attester %s)", login_id[:8], owner, match.attester)
         return Identity(owner.uri, match.web3name, match.properties, int(time.time()),
                         match.root_hash, match.ctype_hash, match.attester.uri)
@@ -195,18 +199,19 @@ class LoginService:
             parsed = parse_did_jwt(token)
             check_claims(parsed, nonce, max_lifetime=self.config.didLoginMaxTokenLifetime)
         except DidJwtInvalid as exc:
-            raise LoginError(401, f"Failed to verify JWT: {exc}") from None
+            raise LoginError(401, f"Failed to verify JWT: {exc}", "jwt_invalid") from None
         document = self.chain.did(parsed.did)
         if document is None:
-            raise LoginError(401, "Failed to verify DID Signature")
+            raise LoginError(401, "Failed to verify DID Signature", "did_signature")
         try:
             used_key = verify_did_signature(parsed, document)
         except InvalidSignature:
-            raise LoginError(401, "Failed to verify DID Signature") from None
+            raise LoginError(401, "Failed to verify DID Signature", "did_signature") from None
         # check_claims bounds exp, so this entry outlives the token by a little, not by years
         ttl = max(float(parsed.payload["exp"]) - time.time(), 0) + CLOCK_SKEW + 60
         if not self.onetime.remember(DID_JWT, used_key, ttl):
-            raise LoginError(401, "Failed to verify JWT: the token was already used")
+            raise LoginError(401, "Failed to verify JWT: the token was already used",
+                             "jwt_replayed")
         web3name = self.chain.web3name(parsed.did)
         log.info("login %s: DID-only login of %s", login_id[:8], parsed.did)
         return Identity(parsed.did.uri, web3name, {}, int(time.time()))

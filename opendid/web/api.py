@@ -29,7 +29,7 @@ from opendid.oidc.authorize import (
 from opendid.oidc.sso import Decision, Refuse, Reuse, ShowLogin
 from opendid.store.clients import ClientRecord
 from opendid.store.sso import requirements_fingerprint
-from opendid.web import respond, sso_cookie
+from opendid.web import outcomes, respond, sso_cookie
 from opendid.web.bearer import BearerError, bearer_token
 from opendid.web.context import current_login, save_login, services
 
@@ -70,7 +70,9 @@ def authorize() -> Response | tuple[str, int]:
     if isinstance(decision, (Reuse, Refuse)) and session:
         session.clear()  # a new request supersedes this browser's login or undelivered result
     if isinstance(decision, Reuse):
-        return respond.to_client(svc.provider.complete(auth, client, decision.identity))
+        result = svc.provider.complete(auth, client, decision.identity)
+        outcomes.login_succeeded(auth, client, result, flow="sso")
+        return respond.to_client(result)
     if isinstance(decision, Refuse):
         return respond.to_client(svc.provider.error(auth, decision.error,
                                                     decision.description))
@@ -109,7 +111,7 @@ def login_client(login: dict[str, Any]) -> tuple[AuthRequest, ClientRecord]:
     auth = AuthRequest.from_dict(login["request"])
     client = services().clients.get(auth.client_id)
     if client is None:
-        raise LoginError(400, "Invalid client_id")
+        raise LoginError(400, "Invalid client_id", "invalid_client")
     return auth, client
 
 
@@ -117,7 +119,7 @@ def login_client(login: dict[str, Any]) -> tuple[AuthRequest, ClientRecord]:
 def get_credentials() -> Response:
     login = current_login()
     if "wallet_key_uri" not in login:
-        raise LoginError(401, "Failed to get session")
+        raise LoginError(401, "Failed to get session", "no_session")
     svc = services()
     _, client = login_client(login)
     envelope, challenge = svc.login.request_credential(login["id"], login["wallet_key_uri"],
@@ -131,7 +133,7 @@ def get_credentials() -> Response:
 def post_credentials() -> Response:
     login = current_login()
     if "credential_challenge" not in login:
-        raise LoginError(401, "Failed to get session")
+        raise LoginError(401, "Failed to get session", "no_session")
     svc = services()
     auth, client = login_client(login)
     identity = svc.login.submit_credential(login["id"], login["credential_challenge"],
@@ -143,7 +145,8 @@ def post_credentials() -> Response:
 def did_login(token: str) -> Response:
     login = current_login()
     if "did_nonce" not in login:
-        raise LoginError(401, "Failed to verify JWT: this application requires a credential")
+        raise LoginError(401, "Failed to verify JWT: this application requires a credential",
+                         "wrong_flow")
     svc = services()
     auth, client = login_client(login)
     identity = svc.login.did_login(login["id"], login["did_nonce"], token)
@@ -183,9 +186,12 @@ def finish_login(login: dict[str, Any], auth: AuthRequest, client: ClientRecord,
     svc = services()
     hint_sub = login.get("hint_sub")
     if hint_sub is not None and hint_sub != identity.did:
+        outcomes.login_refused(auth, client, "other_user", outcomes.FLOWS[request.endpoint])
         return respond.after_login(svc.provider.error(
             auth, "login_required", "The user who logged in is not the one in id_token_hint"))
-    response = respond.after_login(svc.provider.complete(auth, client, identity))
+    result = svc.provider.complete(auth, client, identity)
+    outcomes.login_succeeded(auth, client, result)
+    response = respond.after_login(result)
     session_id = svc.sso.login(sso_cookie.read(), client.client_id,
                                requirements_fingerprint(client.requirements), identity,
                                svc.config.ssoSessionLifetime)
@@ -195,7 +201,9 @@ def finish_login(login: dict[str, Any], auth: AuthRequest, client: ClientRecord,
 
 @bp.post("/token")
 def token() -> Response:
-    return services().token_endpoint.server.create_token_response()
+    response = services().token_endpoint.server.create_token_response()
+    outcomes.token_response("token", request.form.get("grant_type"), response)
+    return response
 
 
 @bp.post("/refresh")
@@ -203,10 +211,10 @@ def refresh() -> Response:
     body = request.get_json(silent=True)
     token = body.get("refreshToken") if isinstance(body, dict) else None
     result = services().token_endpoint.refresh_opendid(token) if isinstance(token, str) else None
-    if result is None:
-        return text("Invalid token", 401)
-    response = jsonify(result)
-    response.headers["Cache-Control"] = "no-store"
+    response = text("Invalid token", 401) if result is None else jsonify(result)
+    outcomes.token_response("refresh", "opendid_refresh", response)
+    if result is not None:
+        response.headers["Cache-Control"] = "no-store"
     return response
 
 

@@ -24,7 +24,7 @@ def current_login() -> dict[str, Any]:
     """The login in this browser session, or 401 as OpenDID answers."""
     login = login_or_none()
     if login is None:
-        raise LoginError(401, "Failed to get session")
+        raise LoginError(401, "Failed to get session", "no_session")
     return login
 
 

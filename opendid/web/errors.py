@@ -11,6 +11,7 @@ from opendid.kilt.errors import ChainError, ChainUnavailable
 from opendid.login.service import LoginError
 from opendid.redact import RedactingFilter, redact
 from opendid.store.sessions import UNREACHABLE, unavailable
+from opendid.web import outcomes
 
 log = logging.getLogger(__name__)
 
@@ -23,17 +24,22 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(LoginError)
     def login_error(exc: LoginError) -> Response:
+        outcomes.login_failed(exc.reason, exc.status)
         return Response(exc.message, status=exc.status, mimetype="text/plain")
 
     @app.errorhandler(ChainUnavailable)
     def chain_unavailable(exc: ChainUnavailable) -> Response:
         log.warning("%s %s: %s", request.method, redact(request.path), exc)
+        if outcomes.is_login_step():
+            outcomes.login_failed("chain_unavailable", 503)
         return Response("KILT chain unreachable", status=503, mimetype="text/plain",
                         headers={"Retry-After": "5"})
 
     @app.errorhandler(ChainError)
     def chain_error(exc: ChainError) -> Response:
         log.warning("%s %s: chain error: %s", request.method, redact(request.path), exc)
+        if outcomes.is_login_step():
+            outcomes.login_failed("chain_error", 503)
         return Response("KILT chain error", status=503, mimetype="text/plain")
 
     def state_unavailable(exc: Exception) -> Response:
