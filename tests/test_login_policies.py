@@ -16,6 +16,7 @@ import requests
 from click.testing import CliRunner
 
 from conftest import OPENDID_REDIRECT, SECRET, STANDARD_REDIRECT
+from opendid import metrics
 from opendid.cli import main
 from opendid.config import ConfigError, load_config
 from opendid.devtools.login_driver import LoginDriver, decode_jwt_claims, result_params
@@ -24,6 +25,7 @@ from opendid.login.policies import REFUSED, PolicyError, policies_for
 from opendid.store.clients import ClientRecord
 from opendid.store.redis_grants import RedisGrantStore
 from tests.test_config import sample, write
+from tests.test_metrics import parse, value
 from tests.test_sso import COOKIE, at_client, redeem, to_login_page
 
 CODE = {"redirect_uri": OPENDID_REDIRECT, "response_type": "code", "scope": "openid",
@@ -111,9 +113,15 @@ def test_a_policy_that_does_not_hold_refuses_and_issues_nothing(driver, opendid,
                                                                 flow):
     register(opendid, "policy-kilt", folder(tmp_path, **{"email.cel": EMAIL_KILT}))
     ready(driver, "policy-kilt", **flow)
-    before = issued(opendid.services)
+    before, counted = issued(opendid.services), policy_refusals()
     assert_refused(driver.submit())
     assert issued(opendid.services) == before
+    assert policy_refusals() == counted + 1  # /metrics counts it (a CLI client: "other")
+
+
+def policy_refusals() -> float:
+    samples = parse(metrics.exposition()[0].decode())
+    return value(samples, "opendid_policy_refusals_total", client="other")
 
 
 def test_a_refused_login_cannot_be_replayed_into_a_success(driver, opendid, tmp_path):
