@@ -125,7 +125,7 @@ class LoginService:
         if self.onetime.take(SESSION_CHALLENGE, challenge) is None:
             raise LoginError(401, "Invalid challenge: Challenge doesn't match", "bad_challenge")
         assert isinstance(key_uri, str)
-        log.info("login %s: wallet session opened", login_id[:8])
+        log.debug("login %s: wallet session opened", login_id[:8])
         return key_uri
 
     # -- step 4: request-credential ---------------------------------------------------------

@@ -61,7 +61,7 @@ class Provider:
             self.grants.save_code(code, grant_id, {
                 **request.to_dict(), "identity": identity.to_dict(),
             }, CODE_LIFETIME)
-            log.info("issued code to %s for %s", client.client_id, identity.did)
+            log.debug("issued code to %s for %s", client.client_id, identity.did)
             params: dict[str, Any] = {"code": code, "state": request.state}
             default = QUERY
         else:
@@ -82,7 +82,7 @@ class Provider:
                         request.scope)
         id_token = self.tokens.id_token(client, identity, request.nonce,
                                         access.token if access else None, scope=request.scope)
-        log.info("implicit login of %s for %s", identity.did, client.client_id)
+        log.debug("implicit login of %s for %s", identity.did, client.client_id)
         if client.is_standard:
             params: dict[str, Any] = {"id_token": id_token}
             if access:
