@@ -21,8 +21,10 @@ from opendid.oidc.sso import SingleSignOn
 from opendid.oidc.token_endpoint import TokenEndpoint
 from opendid.oidc.tokens import TokenService
 from opendid.oidc.userinfo import UserInfo
-from opendid.store.clients import ClientRecord, ClientStore
+from opendid.store.client_registry import ClientRegistry
+from opendid.store.clients import ClientRecord
 from opendid.store.db import Database
+from opendid.store.etcd_clients import EtcdClients
 from opendid.store.grants import GrantStore
 from opendid.store.onetime import OneTimeStore
 from opendid.store.redis_grants import RedisGrantStore
@@ -38,7 +40,7 @@ log = logging.getLogger(__name__)
 class Services:
     config: Config
     chain: ChainClient
-    clients: ClientStore
+    clients: ClientRegistry
     onetime: OneTimeStore | RedisOneTimeStore
     grants: GrantStore | RedisGrantStore
     keyring: KeyRing
@@ -53,6 +55,7 @@ class Services:
     wallet_path: Path | None
     credentials: CredentialCheck
     redis: Redis | None = None  # the shared state store, when it is Redis
+    etcd: EtcdClients | None = None  # clients from etcd, when configured
     _did_configuration: dict[str, object] | None = None
 
     def warm_up(self) -> None:
@@ -66,6 +69,8 @@ class Services:
                 log.warning("chain not reachable at start-up: %s", exc)
 
         threading.Thread(target=connect, name="chain-warm-up", daemon=True).start()
+        if self.etcd is not None:  # this process's watcher (a forked worker has none yet)
+            self.etcd.start()
 
     def did_configuration(self) -> dict[str, object]:
         """Built once per process (fresh salts), signed with the assertion key."""
@@ -79,7 +84,9 @@ class Services:
 def build_services(config: Config, instance: Path, dev: bool = False,
                    chain: ChainClient | None = None, wallet_path: Path | None = None) -> Services:
     db = Database(instance / "opendid.db")
-    clients = ClientStore(db)
+    etcd = None if config.etcd is None else EtcdClients(
+        config.etcd, production=config.production, config_ids=frozenset(config.clients))
+    clients = ClientRegistry(db, etcd)
     for client_id, client in config.clients.items():
         clients.upsert(ClientRecord(
             client_id=client_id,
@@ -106,5 +113,5 @@ def build_services(config: Config, instance: Path, dev: bool = False,
         userinfo=UserInfo(grants, clients, config, credentials), credentials=credentials,
         login=LoginService(config, chain, onetime), sso=state.sso,
         single_sign_on=SingleSignOn(keyring, config.oidc_issuer, credentials.still_valid),
-        dev=dev, wallet_path=wallet_path, redis=state.redis,
+        dev=dev, wallet_path=wallet_path, redis=state.redis, etcd=etcd,
     )

@@ -39,6 +39,7 @@ class ClientRecord:
     post_logout_redirect_urls: list[str] = field(default_factory=list)
     # standard claim -> credential property; None: the config's default map
     claim_map: dict[str, str] | None = None
+    checks_directory: str | None = None
 
     @property
     def is_public(self) -> bool:
