@@ -179,7 +179,7 @@ class _TlsAdapter(HTTPAdapter):
         super().init_poolmanager(*args, **kwargs)
 
 
-def _session(settings: EtcdConfig) -> requests.Session:
+def etcd_session(settings: EtcdConfig) -> requests.Session:
     session = requests.Session()
     if not settings.tls:
         return session
@@ -320,7 +320,7 @@ class EtcdClients:
             scheme = endpoint.scheme or ("https" if self.settings.tls else "http")
             client = Etcd3Client(host=endpoint.host, port=endpoint.port, protocol=scheme,
                                  timeout=REQUEST_TIMEOUT, api_path=API_PATH,
-                                 session=_session(self.settings))
+                                 session=etcd_session(self.settings))
             try:
                 if self.settings.username is not None:
                     answer = client.post(client.get_url("/auth/authenticate"), json={
