@@ -181,24 +181,30 @@ def test_a_deleted_client_is_refused_and_its_code_not_redeemed(app_url, kv, prov
 @pytest.mark.parametrize("value, reason", [
     ("{not json", "not JSON"),
     ("[1, 2]", "must be a JSON object"),
-    (json.dumps({"requirements": [], "redirectUrls": []}), "redirectUrls"),
-    (json.dumps({"redirectUrls": [ETCD_REDIRECT], "requirements": [{"trustedAttesters": []}]}),
-     "cTypeHash"),
-    (json.dumps({"redirectUrls": [ETCD_REDIRECT], "idTokenSignedResponseAlg": "none"}),
-     "idTokenSignedResponseAlg"),
+    (json.dumps({"requirements": [], "redirectUrls": [], "clientSecret": SECRET}),
+     "redirectUrls"),
+    (json.dumps({"redirectUrls": [ETCD_REDIRECT], "requirements": [{"trustedAttesters": []}],
+                 "clientSecret": SECRET}), "cTypeHash"),
+    (json.dumps({"redirectUrls": [ETCD_REDIRECT], "idTokenSignedResponseAlg": "none",
+                 "clientSecret": SECRET}), "idTokenSignedResponseAlg"),
+    (json.dumps({"redirectUrls": [ETCD_REDIRECT], "clientSecret": [SECRET]}), "clientSecret"),
+    ('{"redirectUrls": ["' + ETCD_REDIRECT + '"], "clientSecret": "' + SECRET + '"',
+     "not JSON"),
     ("\udcff", "not JSON"),
 ])
 def test_a_malformed_record_is_logged_and_ignored(app_url, kv, provisioned, caplog, value,
                                                   reason):
-    """A bad put also removes the good record it replaced: what etcd holds is not a client."""
+    """A bad put also removes the good record it replaced: what etcd holds is not a client.
+    The log says why, never the record's secret."""
     put(kv, "etcd-malformed", record(provisioned))
     eventually(lambda: accepted(app_url, "etcd-malformed"), "the good record is accepted")
-    caplog.set_level(logging.ERROR, logger="opendid.store.etcd_clients")
+    caplog.set_level(logging.INFO, logger="opendid.store.etcd_clients")
     kv.put("/opendid/clients/etcd-malformed", value.encode("utf-8", "surrogateescape"))
     text = eventually(lambda: refused(app_url, "etcd-malformed"), "the bad record is no client")
     assert "Invalid client_id" in text
     logged = [r.getMessage() for r in caplog.records if "etcd record ignored" in r.getMessage()]
     assert any("client etcd-malformed" in line and reason in line for line in logged), logged
+    assert SECRET not in caplog.text  # the record's secret never reaches the log
     assert etcd_health(app_url)["etcd"]["status"] == "connected"  # the watcher lives on
 
 
