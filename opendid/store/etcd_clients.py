@@ -271,7 +271,8 @@ class EtcdClients:
             self._stop = threading.Event()
             self._first_try = threading.Event()
             self._pid = os.getpid()
-            self._thread = threading.Thread(target=self._run, name="etcd-clients", daemon=True)
+            self._thread = threading.Thread(target=self._run, args=(self._stop,),
+                                            name="etcd-clients", daemon=True)
             self._thread.start()
         self._first_try.wait(wait)
 
@@ -296,21 +297,25 @@ class EtcdClients:
             pass
         stream.close()
 
-    def _run(self) -> None:
+    def _run(self, stop: threading.Event) -> None:
+        """Its own stop event: a later start() makes a new one for a new thread."""
         delay = BACKOFF_FIRST
-        while not self._stop.is_set():
+        while not stop.is_set():
             try:
                 client, revision = self._connect_and_load()
                 delay = BACKOFF_FIRST
                 self._first_try.set()
-                self._watch(client, revision)
+                self._watch(client, revision, stop)
             except (Etcd3Exception, requests.RequestException, WatchEnded, OSError,
                     ValueError) as exc:
-                if self._stop.is_set():
+                if stop.is_set():
                     break
                 self._went_down(exc)
+            except Exception as exc:  # an answer of a shape not foreseen: the thread lives on
+                log.exception("etcd watcher: unexpected failure")
+                self._went_down(exc)
             self._first_try.set()
-            self._stop.wait(delay)
+            stop.wait(delay)
             delay = min(delay * 2, self.backoff_max)
 
     def _connect_and_load(self) -> tuple[Etcd3Client, int]:
@@ -367,7 +372,7 @@ class EtcdClients:
                         client_id)
         return record
 
-    def _watch(self, client: Etcd3Client, revision: int) -> None:
+    def _watch(self, client: Etcd3Client, revision: int, stop: threading.Event) -> None:
         request = {"create_request": {
             "key": _b64(PREFIX), "range_end": _b64(_prefix_end(PREFIX)),
             "start_revision": revision + 1, "progress_notify": True}}
@@ -379,7 +384,7 @@ class EtcdClients:
                 raise WatchEnded(f"watch refused: HTTP {stream.status_code}")
             for message in _messages(stream):
                 self._apply(message)
-                if self._stop.is_set():
+                if stop.is_set():
                     return
         finally:
             self._stream = None
