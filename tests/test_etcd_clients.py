@@ -245,6 +245,7 @@ def test_etcd_restart_keeps_the_clients_and_picks_up_changes_after(app_url, kv, 
                           and etcd_health(app_url), "health shows etcd down")
         assert down["status"] == "degraded" and down["etcd"]["revision"] >= before
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", down["etcd"]["downSince"])
+        assert down["etcd"]["failedAttempts"] >= 1
         # the last clients read keep working: a whole login with the etcd client
         driver = LoginDriver(app_url, wallet, chain)
         params = driver.login(**code_request("etcd-outage"))
@@ -272,9 +273,12 @@ def _watcher(**settings: Any) -> EtcdClients:
 
 
 def test_deletes_and_compaction_during_a_partition_are_read_on_reconnecting(etcd, kv,
-                                                                             provisioned):
+                                                                             provisioned,
+                                                                             caplog):
     """The watch cannot resume across a compaction, and a delete made while this process was
-    cut off never reaches its watch: the whole prefix is read again on reconnecting."""
+    cut off never reaches its watch: the whole prefix is read again on reconnecting. The
+    outage is logged once, not once per retry."""
+    caplog.set_level(logging.INFO, logger="opendid.store.etcd_clients")
     proxy = TcpProxy(etcd.client_port).start()
     put(kv, "part-stays", record(provisioned))
     put(kv, "part-goes", record(provisioned))
@@ -287,6 +291,9 @@ def test_deletes_and_compaction_during_a_partition_are_read_on_reconnecting(etcd
         revision = put(kv, "part-new", record(provisioned))
         kv.post(kv.get_url("/kv/compaction"), json={"revision": revision, "physical": True})
         assert watcher.get("part-goes") is not None  # the last known clients, meanwhile
+        eventually(lambda: watcher.health().failures >= 3, "several retries")
+        outage = [r for r in caplog.records if "etcd unreachable" in r.getMessage()]
+        assert len(outage) == 1 and outage[0].levelno == logging.ERROR
         proxy.start()
         eventually(lambda: watcher.health().connected, "reconnected")
         assert watcher.get("part-goes") is None

@@ -210,6 +210,7 @@ class EtcdHealth:
     down_since: float | None  # epoch seconds
     clients: int
     endpoint: str | None
+    failures: int = 0  # failed attempts since it went down
 
     def as_json(self) -> dict[str, Any]:
         shown: dict[str, Any] = {"status": "connected" if self.connected else "down",
@@ -219,6 +220,7 @@ class EtcdHealth:
         if self.down_since is not None:
             shown["downSince"] = time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                                time.gmtime(self.down_since))
+            shown["failedAttempts"] = self.failures
         return shown
 
 
@@ -239,6 +241,7 @@ class EtcdClients:
         self._was_up = False  # connected once: a later success is a recovery
         self._down_since: float | None = time.time()
         self._endpoint: str | None = None
+        self._failures = 0
         self._thread: threading.Thread | None = None
         self._pid: int | None = None
         self._stop = threading.Event()
@@ -256,7 +259,7 @@ class EtcdClients:
 
     def health(self) -> EtcdHealth:
         return EtcdHealth(self._connected, self._revision, self._down_since,
-                          len(self._records), self._endpoint)
+                          len(self._records), self._endpoint, self._failures)
 
     # -- the watcher's life --
 
@@ -357,7 +360,7 @@ class EtcdClients:
         elif not self._connected:
             log.info("etcd at %s: %d clients, revision %d (pid %d)", endpoint, len(records),
                      revision, os.getpid())
-        self._connected, self._down_since, self._was_up = True, None, True
+        self._connected, self._down_since, self._was_up, self._failures = True, None, True, 0
         return revision
 
     def _parse(self, key: bytes, value: bytes) -> ClientRecord | None:
@@ -428,6 +431,7 @@ class EtcdClients:
             log.error("etcd unreachable (%s): keeping the %d clients last read; retrying every "
                       "%.0f s at most", _describe(exc), len(self._records), self.backoff_max)
         self._connected = False
+        self._failures += 1
         if self._down_since is None:
             self._down_since = time.time()
 
