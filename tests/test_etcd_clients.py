@@ -510,3 +510,24 @@ def test_checks_directory_is_kept_for_the_login_policy(provisioned):
     value = json.dumps({**record(provisioned), "checksDirectory": "/etc/opendid/checks"})
     assert parse_record("c", value.encode(), production=False).checks_directory == \
         "/etc/opendid/checks"
+
+
+def test_a_record_a_check_refuses_is_ignored(etcd, kv, provisioned, caplog):
+    """The seam for per-record checks (a login policy compiled when its record arrives): a
+    check's ValueError leaves the record out, logged, as a malformed one."""
+    def no_policies(client: Any) -> None:
+        if client.checks_directory:
+            raise ValueError(f"client {client.client_id}: its policy does not compile")
+
+    caplog.set_level(logging.ERROR, logger="opendid.store.etcd_clients")
+    put(kv, "checked-bad", record(provisioned, checksDirectory="/nowhere"))
+    put(kv, "checked-good", record(provisioned))
+    watcher = EtcdClients(EtcdConfig(endpoints=[etcd.endpoint]), checks=[no_policies])
+    watcher.start()
+    try:
+        assert watcher.get("checked-good") is not None and watcher.get("checked-bad") is None
+        assert any("checked-bad: its policy does not compile" in r.getMessage()
+                   for r in caplog.records)
+    finally:
+        watcher.stop()
+

@@ -26,7 +26,7 @@ import ssl
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -229,8 +229,12 @@ class EtcdClients:
 
     def __init__(self, settings: EtcdConfig, *, production: bool = False,
                  config_ids: frozenset[str] = frozenset(),
+                 checks: Sequence[Callable[[ClientRecord], None]] = (),
                  backoff_max: float = BACKOFF_MAX) -> None:
+        """`checks` run on every record read, after parsing (e.g. compiling its login policy
+        once, when it arrives); one raising ValueError makes the record ignored, as a bad one."""
         self.settings = settings
+        self.checks = tuple(checks)
         self.production = production
         self.config_ids = config_ids
         self.backoff_max = backoff_max
@@ -367,7 +371,9 @@ class EtcdClients:
         try:
             client_id = client_id_of(key)
             record = parse_record(client_id, value, self.production)
-        except RecordError as exc:
+            for check in self.checks:
+                check(record)
+        except ValueError as exc:  # RecordError, or a check's refusal
             log.error("etcd record ignored: %s", exc)
             return None
         if client_id in self.config_ids:
