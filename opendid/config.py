@@ -281,6 +281,16 @@ def _check_etcd(etcd: EtcdConfig, path: Path) -> None:
         value = getattr(etcd, key)
         if value is not None and "-----BEGIN" not in value and not Path(value).is_file():
             raise ConfigError(f"{path}: key 'etcd.{key}': no such file: {value}")
+    if etcd.tls:
+        import ssl
+
+        from opendid.store.etcd_clients import tls_context
+
+        try:
+            tls_context(etcd)
+        except (ssl.SSLError, OSError, ValueError) as exc:
+            raise ConfigError(f"{path}: key 'etcd': caCert, clientCert or clientKey is not "
+                              f"usable PEM (or the key does not match): {exc}") from None
 
 
 def _check_nacl_pair(config: Config, path: Path) -> None:

@@ -485,6 +485,10 @@ def test_endpoints_as_the_original_writes_them(value, expected):
     ({"endpoints": ["127.0.0.1:2379"], "clientKey": "/dev/null"}, "both clientCert and clientKey"),
     ({"endpoints": ["http://127.0.0.1:2379"], "domainName": "etcd.internal"}, "http:// endpoint"),
     ({"endpoints": ["127.0.0.1:2379"], "caCert": "/no/such/ca.pem"}, "etcd.caCert': no such file"),
+    ({"endpoints": ["127.0.0.1:2379"], "caCert": __file__}, "not usable PEM"),
+    ({"endpoints": ["127.0.0.1:2379"],
+      "caCert": "-----BEGIN CERTIFICATE-----\nbm9wZQ==\n-----END CERTIFICATE-----\n"},
+     "not usable PEM"),
 ])
 def test_bad_etcd_settings_stop_start_up_naming_the_key(provisioned, tmp_path, etcd_key, message):
     path = write_test_config(provisioned, tmp_path / "config.yaml", "http://127.0.0.1:1",

@@ -15,8 +15,8 @@ here, on the library's session and URLs, to see all of that.
 
 from __future__ import annotations
 
-import atexit
 import base64
+import contextlib
 import json
 import logging
 import os
@@ -152,15 +152,35 @@ def parse_record(client_id: str, value: bytes, production: bool) -> ClientRecord
 # -- connecting ---------------------------------------------------------------------------------
 
 
-def _pem_path(value: str) -> str:
-    """A PEM file path as given, or (the original reads PEM text) the text in a private file."""
-    if "-----BEGIN" not in value:
-        return value
-    fd, name = tempfile.mkstemp(prefix="opendid-etcd-", suffix=".pem")  # mode 0600
-    with os.fdopen(fd, "w") as handle:
-        handle.write(value)
-    atexit.register(lambda: Path(name).unlink(missing_ok=True))
-    return name
+def _is_pem(value: str) -> bool:
+    return "-----BEGIN" in value
+
+
+@contextlib.contextmanager
+def _files(*values: str) -> Iterator[list[str]]:
+    """File paths as given, or (the original reads PEM text) the text in private files, there
+    only while the context loads them."""
+    with tempfile.TemporaryDirectory(prefix="opendid-etcd-") as folder:  # mode 0700
+        paths = []
+        for index, value in enumerate(values):
+            if not _is_pem(value):
+                paths.append(value)
+                continue
+            path = Path(folder) / f"{index}.pem"
+            path.write_text(value)
+            paths.append(str(path))
+        yield paths
+
+
+def tls_context(settings: EtcdConfig) -> ssl.SSLContext:
+    """Built once (it reads the files): `caCert` to verify the server, the client pair."""
+    ca = settings.caCert
+    context = ssl.create_default_context(cadata=ca) if ca and _is_pem(ca) else \
+        ssl.create_default_context(cafile=ca)
+    if settings.clientCert and settings.clientKey:
+        with _files(settings.clientCert, settings.clientKey) as (cert, key):
+            context.load_cert_chain(cert, key)
+    return context
 
 
 class _TlsAdapter(HTTPAdapter):
@@ -179,15 +199,11 @@ class _TlsAdapter(HTTPAdapter):
         super().init_poolmanager(*args, **kwargs)
 
 
-def etcd_session(settings: EtcdConfig) -> requests.Session:
+def etcd_session(settings: EtcdConfig, context: ssl.SSLContext | None = None) -> requests.Session:
     session = requests.Session()
-    if not settings.tls:
-        return session
-    context = ssl.create_default_context(
-        cafile=_pem_path(settings.caCert) if settings.caCert else None)
-    if settings.clientCert and settings.clientKey:
-        context.load_cert_chain(_pem_path(settings.clientCert), _pem_path(settings.clientKey))
-    session.mount("https://", _TlsAdapter(context, settings.domainName))
+    if settings.tls:
+        session.mount("https://", _TlsAdapter(context or tls_context(settings),
+                                              settings.domainName))
     return session
 
 
@@ -239,6 +255,7 @@ class EtcdClients:
         self.config_ids = config_ids
         self.backoff_max = backoff_max
         self.endpoints = [parse_endpoint(e) for e in settings.endpoints]
+        self._tls = tls_context(settings) if settings.tls else None
         self._records: dict[str, ClientRecord] = {}
         self._revision: int | None = None
         self._connected = False
@@ -332,7 +349,7 @@ class EtcdClients:
             scheme = endpoint.scheme or ("https" if self.settings.tls else "http")
             client = Etcd3Client(host=endpoint.host, port=endpoint.port, protocol=scheme,
                                  timeout=REQUEST_TIMEOUT, api_path=API_PATH,
-                                 session=etcd_session(self.settings))
+                                 session=etcd_session(self.settings, self._tls))
             try:
                 if self.settings.username is not None:
                     answer = client.post(client.get_url("/auth/authenticate"), json={
