@@ -150,6 +150,7 @@ def test_an_etcd_only_client_logs_in_end_to_end(app_url, kv, provisioned, wallet
     assert {"access_token", "id_token", "refresh_token"} <= set(response.json())
     health = etcd_health(app_url)
     assert health["status"] == "ok" and health["etcd"]["status"] == "connected"
+    assert set(health["etcd"]) == {"status", "revision", "clients"}  # no etcd address
 
 
 def test_an_update_replaces_the_whole_record(app_url, kv, provisioned):

@@ -229,10 +229,9 @@ class EtcdHealth:
     failures: int = 0  # failed attempts since it went down
 
     def as_json(self) -> dict[str, Any]:
+        """For the public health answer: not which etcd host (the log says that)."""
         shown: dict[str, Any] = {"status": "connected" if self.connected else "down",
                                  "revision": self.revision, "clients": self.clients}
-        if self.endpoint:
-            shown["endpoint"] = self.endpoint
         if self.down_since is not None:
             shown["downSince"] = time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                                time.gmtime(self.down_since))
