@@ -19,7 +19,7 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 # Debian packages the tests start: each command and the package that provides it
-DEBS := chromium:chromium redis-server:redis-server
+DEBS := chromium:chromium redis-server:redis-server etcd:etcd-server
 debs:
 	@missing="$$(for pair in $(DEBS); do command -v $${pair%%:*} >/dev/null || echo $${pair#*:}; done)"; \
 	if [ -n "$$missing" ]; then \

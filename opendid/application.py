@@ -100,6 +100,8 @@ def close_connections(app: Flask) -> None:
     """Close this thread's SQLite connections (they reopen on next use): called in gunicorn's
     master before it forks, since a connection must never be used across a fork."""
     services = app.extensions["opendid"]
+    if services.etcd is not None:  # a watcher thread must not cross a fork: workers start theirs
+        services.etcd.stop()
     services.clients.db.close()
     if isinstance(app.session_interface, SqliteSessionInterface):
         app.session_interface.close()
@@ -148,6 +150,8 @@ def create_app(config: Config | str | os.PathLike[str] | None = None, *, dev: bo
                                   wallet_path=Path(wallet) if wallet else None)
         sessions = session_interface(app, instance, services.redis)
         app.session_interface = sessions
+    if services.etcd is not None:  # read etcd's clients before the first request
+        services.etcd.start()
     if config.production:
         _warn_any_attester(services.clients.all())
     services.token_endpoint.init_app(app)

@@ -178,6 +178,35 @@ class MetricsConfig(_Model):
         return self
 
 
+class EtcdConfig(_Model):
+    """The original's `etcd` key: client records are read from `/opendid/clients/<id>` and
+    watched. `caCert`, `clientCert` and `clientKey` are PEM file paths (or, as the original
+    reads them, the PEM text itself); `domainName` is the name the server certificate must
+    carry (default: the endpoint's host)."""
+
+    endpoints: list[str] = Field(min_length=1)
+    username: str | None = None
+    password: str | None = None
+    domainName: str | None = None
+    caCert: str | None = None
+    clientCert: str | None = None
+    clientKey: str | None = None
+
+    @field_validator("endpoints")
+    @classmethod
+    def _endpoints(cls, value: list[str]) -> list[str]:
+        from opendid.store.etcd_clients import parse_endpoint
+
+        for endpoint in value:
+            parse_endpoint(endpoint)
+        return value
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.caCert or self.domainName or self.clientCert) or any(
+            e.startswith("https://") for e in self.endpoints)
+
+
 class Config(_Model):
     host: str = "0.0.0.0"
     port: int = 3001
@@ -188,7 +217,7 @@ class Config(_Model):
     jwt: JwtConfig
     wellKnownDid: WellKnownDidConfig
     clients: dict[str, ClientConfig] = Field(default_factory=dict)
-    etcd: dict[str, Any] | None = None
+    etcd: EtcdConfig | None = None
     store: StoreConfig | None = None
     metrics: MetricsConfig | None = None  # absent: no /metrics (404)
     issuer: str | None = None
@@ -267,10 +296,7 @@ def unknown_keys(raw: Any, model: type[BaseModel], prefix: str = "") -> list[str
 def _check(config: Config, path: Path) -> None:
     _check_nacl_pair(config, path)
     if config.etcd:
-        raise ConfigError(
-            f"{path}: key 'etcd': etcd client sources are not supported yet; "
-            "list the clients under 'clients' instead"
-        )
+        _check_etcd(config.etcd, path)
     for client_id, client in config.clients.items():
         if client.checksDirectory is not None:
             client.checksDirectory = _check_policies(path, client_id, client.checksDirectory)
@@ -296,6 +322,32 @@ def _check_policies(path: Path, client_id: str, value: str) -> str:
     except PolicyError as exc:
         raise ConfigError(f"{path}: key 'clients.{client_id}.checksDirectory': {exc}") from None
     return str(directory)
+
+
+def _check_etcd(etcd: EtcdConfig, path: Path) -> None:
+    """Pairs come together; TLS settings with an http:// endpoint would send the password in
+    clear text to a server that was meant to prove who it is."""
+    if (etcd.username is None) != (etcd.password is None):
+        raise ConfigError(f"{path}: key 'etcd': give both username and password, or neither")
+    if (etcd.clientCert is None) != (etcd.clientKey is None):
+        raise ConfigError(f"{path}: key 'etcd': give both clientCert and clientKey, or neither")
+    if etcd.tls and any(e.startswith("http://") for e in etcd.endpoints):
+        raise ConfigError(f"{path}: key 'etcd.endpoints': an http:// endpoint with TLS settings; "
+                          "write https:// or host:port")
+    for key in ("caCert", "clientCert", "clientKey"):
+        value = getattr(etcd, key)
+        if value is not None and "-----BEGIN" not in value and not Path(value).is_file():
+            raise ConfigError(f"{path}: key 'etcd.{key}': no such file: {value}")
+    if etcd.tls:
+        import ssl
+
+        from opendid.store.etcd_clients import tls_context
+
+        try:
+            tls_context(etcd)
+        except (ssl.SSLError, OSError, ValueError) as exc:
+            raise ConfigError(f"{path}: key 'etcd': caCert, clientCert or clientKey is not "
+                              f"usable PEM (or the key does not match): {exc}") from None
 
 
 def _check_nacl_pair(config: Config, path: Path) -> None:

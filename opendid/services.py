@@ -14,6 +14,7 @@ from opendid.config import Config
 from opendid.kilt.chain import ChainClient
 from opendid.kilt.domain_linkage import did_configuration
 from opendid.kilt.errors import KiltError
+from opendid.login.policies import policies_for
 from opendid.login.revalidation import CredentialCheck
 from opendid.login.service import LoginService
 from opendid.oidc.keys import KeyRing
@@ -22,8 +23,10 @@ from opendid.oidc.sso import SingleSignOn
 from opendid.oidc.token_endpoint import TokenEndpoint
 from opendid.oidc.tokens import TokenService
 from opendid.oidc.userinfo import UserInfo
-from opendid.store.clients import ClientRecord, ClientStore
+from opendid.store.client_registry import ClientRegistry
+from opendid.store.clients import ClientRecord
 from opendid.store.db import Database
+from opendid.store.etcd_clients import EtcdClients
 from opendid.store.grants import GrantStore
 from opendid.store.onetime import OneTimeStore
 from opendid.store.redis_grants import RedisGrantStore
@@ -39,7 +42,7 @@ log = logging.getLogger(__name__)
 class Services:
     config: Config
     chain: ChainClient
-    clients: ClientStore
+    clients: ClientRegistry
     onetime: OneTimeStore | RedisOneTimeStore
     grants: GrantStore | RedisGrantStore
     keyring: KeyRing
@@ -54,6 +57,7 @@ class Services:
     wallet_path: Path | None
     credentials: CredentialCheck
     redis: Redis | None = None  # the shared state store, when it is Redis
+    etcd: EtcdClients | None = None  # clients from etcd, when configured
     _did_configuration: dict[str, object] | None = None
 
     def warm_up(self) -> None:
@@ -67,6 +71,8 @@ class Services:
                 log.warning("chain not reachable at start-up: %s", exc)
 
         threading.Thread(target=connect, name="chain-warm-up", daemon=True).start()
+        if self.etcd is not None:  # this process's watcher (a forked worker has none yet)
+            self.etcd.start()
 
     def did_configuration(self) -> dict[str, object]:
         """Built once per process (fresh salts), signed with the assertion key."""
@@ -77,10 +83,20 @@ class Services:
         return self._did_configuration
 
 
+def compile_policies(client: ClientRecord) -> None:
+    """An etcd record's login policies are compiled when it arrives: a broken folder leaves the
+    record out (logged) rather than refusing each login later (PolicyError is a ValueError)."""
+    if client.checks_directory is not None:
+        policies_for(client.checks_directory)
+
+
 def build_services(config: Config, instance: Path, dev: bool = False,
                    chain: ChainClient | None = None, wallet_path: Path | None = None) -> Services:
     db = Database(instance / "opendid.db")
-    clients = ClientStore(db)
+    etcd = None if config.etcd is None else EtcdClients(
+        config.etcd, production=config.production, config_ids=frozenset(config.clients),
+        checks=[compile_policies])
+    clients = ClientRegistry(db, etcd)
     for client_id, client in config.clients.items():
         clients.upsert(ClientRecord(
             client_id=client_id,
@@ -108,5 +124,5 @@ def build_services(config: Config, instance: Path, dev: bool = False,
         userinfo=UserInfo(grants, clients, config, credentials), credentials=credentials,
         login=LoginService(config, chain, onetime), sso=state.sso,
         single_sign_on=SingleSignOn(keyring, config.oidc_issuer, credentials.still_valid),
-        dev=dev, wallet_path=wallet_path, redis=state.redis,
+        dev=dev, wallet_path=wallet_path, redis=state.redis, etcd=etcd,
     )

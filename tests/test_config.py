@@ -53,7 +53,7 @@ def test_named_endpoints(tmp_path, endpoint, url):
      "clients.example-client.redirectUrls", "at least one"),
     (lambda d: d["clients"]["example-client"].update(checksDirectory="/checks"),
      "checksDirectory", "no such folder"),
-    (lambda d: d.update(etcd={"endpoints": ["http://etcd:2379"]}), "etcd", "not supported"),
+    (lambda d: d.update(etcd={"endpoints": ["etcd"]}), "etcd.endpoints", "host:port"),
     (lambda d: d["jwt"].update(algorithm="RS256"), "jwt.secretKey", "PEM"),
     (lambda d: d["session"].update(naclPublicKey="0x" + "11" * 32), "session.naclPublicKey",
      "does not belong"),

@@ -259,7 +259,11 @@ def health() -> Response:
     if not found:
         return jsonify(status="unavailable", failed="service DID",
                        detail=f"{svc.config.wellKnownDid.did} does not resolve on chain"), 503
-    return jsonify(status="ok")
+    if svc.etcd is None:
+        return jsonify(status="ok")
+    # etcd down: logins go on with the clients last read, so 200, but "degraded"
+    etcd = svc.etcd.health()
+    return jsonify(status="ok" if etcd.connected else "degraded", etcd=etcd.as_json())
 
 
 @bp.get("/did-key/<did>")
