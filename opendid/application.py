@@ -19,7 +19,7 @@ from opendid.services import build_services
 from opendid.store.clients import ClientRecord
 from opendid.store.housekeeping import PURGE_INTERVAL, Housekeeper
 from opendid.store.sessions import SqliteSessionInterface, session_interface, unavailable
-from opendid.web import api, devwallet, errors, logout, pages, tokens, wellknown
+from opendid.web import admin, api, devwallet, errors, logout, pages, tokens, wellknown
 from opendid.web.cors import init_cors
 from opendid.web.jsonbody import BoundedJSONProvider
 
@@ -168,6 +168,7 @@ def create_app(config: Config | str | os.PathLike[str] | None = None, *, dev: bo
     app.register_blueprint(tokens.bp)
     init_cors(app)
     app.register_blueprint(pages.bp)
+    admin.init_app(app, services)  # /admin when admin.enabled; its built-in login client
     if dev:
         app.register_blueprint(devwallet.bp)
     errors.register(app)

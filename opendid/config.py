@@ -2,7 +2,7 @@
 
 A config error names the file, the key and what is wrong. `production: true` refuses weak or
 default secrets. This project's additions are optional: top-level `issuer`, `chainSpec`,
-`didLoginMaxTokenLifetime`, `claimMap`, `ssoSessionLifetime`, `store`, and per client
+`didLoginMaxTokenLifetime`, `claimMap`, `ssoSessionLifetime`, `store`, `admin`, and per client
 `idTokenSignedResponseAlg`, `responseTypes`, `refreshRequiresClientAuth`, `claimMap` and
 `postLogoutRedirectUrls`.
 """
@@ -132,6 +132,27 @@ class StoreConfig(_Model):
         return value
 
 
+class AdminConfig(_Model):
+    # The /admin page for clients: off unless enabled. Admins log in through this provider
+    # with a DID on this list (or added with `opendid admin add-did`); any SS58 spelling of a
+    # DID is accepted here and normalised.
+    enabled: bool = False
+    dids: list[str] = Field(default_factory=list)
+    # How long an admin session lasts after the wallet login, in seconds (not extended by use).
+    sessionLifetime: int = Field(default=900, gt=0, le=86400)
+
+    @field_validator("dids")
+    @classmethod
+    def _dids(cls, value: list[str]) -> list[str]:
+        from opendid.admin.allowlist import normalise_did
+        from opendid.kilt.errors import InvalidDid
+
+        try:
+            return [normalise_did(did) for did in value]
+        except InvalidDid as exc:
+            raise ValueError(str(exc)) from None
+
+
 class Config(_Model):
     host: str = "0.0.0.0"
     port: int = 3001
@@ -144,6 +165,7 @@ class Config(_Model):
     clients: dict[str, ClientConfig] = Field(default_factory=dict)
     etcd: dict[str, Any] | None = None
     store: StoreConfig | None = None
+    admin: AdminConfig = Field(default_factory=AdminConfig)
     issuer: str | None = None
     displayName: str = "OpenDID"
     # The longest validity (exp - nbf, and exp - now) a DID-only login token may claim, in
@@ -224,6 +246,9 @@ def _check(config: Config, path: Path) -> None:
             f"{path}: key 'etcd': etcd client sources are not supported yet; "
             "list the clients under 'clients' instead"
         )
+    if config.admin.enabled and "opendid-admin" in config.clients:
+        raise ConfigError(f"{path}: key 'clients.opendid-admin': the admin page's own login "
+                          "client has this id; name the client otherwise")
     for client_id, client in config.clients.items():
         if client.checksDirectory:
             raise ConfigError(
