@@ -34,7 +34,7 @@ def normalise_did(value: object) -> str:
         raise InvalidDid(f"'{text[:80]}' is not a KILT DID (expected did:kilt:<address>)")
     if text[:len(LIGHT_PREFIX)].lower() == LIGHT_PREFIX:
         raise InvalidDid("a full DID is required here, not a light DID")
-    address = text[len(FULL_PREFIX):]
+    address = text[len(FULL_PREFIX):].strip()
     if _HEX_ACCOUNT.fullmatch(address):
         return full_did_from_account(bytes.fromhex(address[2:])).uri
     try:

@@ -161,8 +161,8 @@ def callback() -> Response | tuple[str, int]:
         return response
     if not admin.allowlist.allows(identity.did):
         audit.event(identity.did, "refused: not on the admin allow-list")
-        text, status = refused("Not an admin", f"{identity.did} is not on this provider's "
-                               "admin list. Ask an operator to run `opendid admin add-did`.")
+        text, status = refused("Not an admin", f"{identity.did} is not on the admin list "
+                               "of this provider. Ask an operator to run `opendid admin add-did`.")
         response = Response(text, status=status, mimetype="text/html")
         _clear_cookie(response, LOGIN_COOKIE)
         return response
