@@ -93,13 +93,10 @@ def finish(onetime: OneTimeStore | RedisOneTimeStore, grants: GrantStore | Redis
     found = grants.find_code(code) if code else None
     if found is None:
         raise AdminLoginError("The login answer carries no valid code.")
-    grant_id, data, used = found
+    grant_id, data, _ = found  # a used code fails at redeem_code, atomically
     if (not _same(data.get("client_id"), ADMIN_CLIENT_ID)
             or not _same(data.get("redirect_uri"), callback_url(issuer))):
         raise AdminLoginError("The code was not issued for the admin page.")
-    if used:
-        grants.revoke_grant(grant_id)
-        raise AdminLoginError("The code was already used.")
     challenge = create_s256_code_challenge(pending["verifier"])
     if (not _same(data.get("code_challenge"), challenge)
             or not _same(data.get("nonce"), pending["nonce"])):
