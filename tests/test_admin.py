@@ -29,6 +29,7 @@ from opendid.kilt.chain import ChainClient
 from opendid.kilt.dids import full_did_from_account
 from opendid.kilt.errors import InvalidDid
 from opendid.store.clients import HASH_PREFIX, ClientRecord, client_secret_matches
+from tests.races import race
 from tests.respell import did_respellings
 
 UNKNOWN_CTYPE = "0x" + "ab" * 32
@@ -295,6 +296,23 @@ def test_a_code_of_another_client_is_refused(site, wallet, chain, admin_did):
     injected = re.sub(r"code=[^&]+", f"code={foreign}", callback)
     answer = driver.http.get(injected, allow_redirects=False, timeout=30)
     assert answer.status_code == 400 and "not issued for the admin page" in answer.text
+
+
+def test_racing_callbacks_of_one_login_make_one_session(site, wallet, chain, admin_did):
+    driver, callback = wallet_login(site, wallet, chain)
+    cookies = driver.http.cookies.get_dict()
+    db = site.services.clients.db
+
+    def sessions() -> int:
+        return int(db.connect().execute("SELECT COUNT(*) FROM admin_sessions").fetchone()[0])
+
+    def answer() -> int:
+        return requests.get(callback, cookies=cookies, allow_redirects=False,
+                            timeout=30).status_code
+
+    before = sessions()
+    assert sorted(race([answer] * 4)) == [303, 400, 400, 400]
+    assert sessions() == before + 1
 
 
 def test_a_replayed_callback_is_refused(site, wallet, chain, admin_did):
