@@ -14,6 +14,7 @@ import click
 from substrateinterface import Keypair
 
 from opendid.admin.allowlist import AdminList
+from opendid.admin.login import ADMIN_CLIENT_ID
 from opendid.config import instance_folder
 from opendid.kilt.chain import ChainClient, resolve_endpoint
 from opendid.kilt.errors import ChainError, ChainUnavailable, InvalidDid
@@ -284,6 +285,8 @@ def clients_add(client_id: str, redirect_urls: tuple[str, ...], public: bool,
     store = _client_store(instance)
     if store.source(client_id) == "config":
         raise click.ClickException(f"{client_id} is defined in config.yaml; change it there")
+    if client_id == ADMIN_CLIENT_ID:
+        raise click.ClickException(f"{client_id} is the admin page's own login client")
     for url in redirect_urls:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -323,6 +326,8 @@ def clients_remove(client_id: str, instance: Path | None) -> None:
         raise click.ClickException(f"no client {client_id}")
     if source == "config":
         raise click.ClickException(f"{client_id} is defined in config.yaml; remove it there")
+    if client_id == ADMIN_CLIENT_ID:
+        raise click.ClickException(f"{client_id} is the admin page's own login client")
     store.delete(client_id)
     click.echo(f"removed {client_id}")
 

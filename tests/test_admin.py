@@ -20,7 +20,7 @@ from click.testing import CliRunner
 
 from conftest import SECRET, bind_server, load_vector, serve_apps, write_test_config
 from opendid.admin.allowlist import AdminList, normalise_did
-from opendid.admin.login import ADMIN_CLIENT_ID
+from opendid.admin.login import ADMIN_CLIENT_ID, PENDING_KIND, callback_url
 from opendid.application import create_app
 from opendid.cli import main as cli
 from opendid.devtools.login_driver import LoginDriver, result_params
@@ -269,6 +269,12 @@ def test_a_callback_with_another_state_is_refused(site, wallet, chain, admin_did
     assert driver.http.get(callback, allow_redirects=False, timeout=30).status_code == 400
 
 
+def test_a_head_request_does_not_use_up_the_callback(site, wallet, chain, admin_did):
+    driver, callback = wallet_login(site, wallet, chain)
+    assert driver.http.head(callback, allow_redirects=False, timeout=30).status_code == 204
+    assert driver.http.get(callback, allow_redirects=False, timeout=30).status_code == 303
+
+
 def test_a_callback_in_a_browser_without_the_login_is_refused(site, wallet, chain, admin_did):
     _, callback = wallet_login(site, wallet, chain)
     stranger = requests.Session()
@@ -323,7 +329,23 @@ def test_a_replayed_callback_is_refused(site, wallet, chain, admin_did):
     used = result_params(callback)["code"]
     replay = re.sub(r"code=[^&]+", f"code={used}", second)
     answer = driver.http.get(replay, allow_redirects=False, timeout=30)
+    assert answer.status_code == 400
+    assert driver.http.get(callback, allow_redirects=False, timeout=30).status_code == 400
+
+
+def test_a_code_redeemed_at_the_token_endpoint_first_is_refused(site, wallet, chain, admin_did):
+    """Whoever holds the login's verifier could redeem the code at /token: the callback then
+    finds it used (one atomic redemption, shared with /token), and logs nobody in."""
+    driver, callback = wallet_login(site, wallet, chain)
+    login_id = driver.http.cookies.get("opendid_admin_login", path="/admin")
+    pending = site.services.onetime.peek(PENDING_KIND, login_id)
+    tokens = driver.token(grant_type="authorization_code", code=result_params(callback)["code"],
+                          redirect_uri=callback_url(site.url), client_id=ADMIN_CLIENT_ID,
+                          code_verifier=pending["verifier"])
+    assert tokens.status_code == 200, tokens.text
+    answer = driver.http.get(callback, allow_redirects=False, timeout=30)
     assert answer.status_code == 400 and "already used" in answer.text
+    assert driver.http.cookies.get("opendid_admin", path="/admin") is None
 
 
 # -- CSRF ---------------------------------------------------------------------------------------
@@ -415,6 +437,9 @@ BAD_FORMS = {
                               "req-0-properties"),
     "claim map of sub": ({"claim_map": "sub = Email"}, "claim_map"),
     "claim map without =": ({"claim_map": "email"}, "claim_map"),
+    "claim map property with a NUL": ({"claim_map": "email = Em\x00ail"}, "claim_map"),
+    "property with a control character": ({"req-0-ctype": UNKNOWN_CTYPE,
+                                           "req-0-properties": "Email\x07"}, "req-0-properties"),
 }
 
 
@@ -610,7 +635,46 @@ def test_an_unreachable_chain_saves_nothing(site, wallet, chain, admin_did, prov
     assert site.services.clients.get(client_id) is None
 
 
-# -- enabling ---------------------------------------------------------------------------------
+# -- enabling, config and CLI -----------------------------------------------------------------
+
+
+def test_add_did_lists_and_removes_the_canonical_did(site, wallet):
+    spelled = did_respellings(wallet.did)["generic prefix 42"]
+    added = site.cli("admin", "add-did", spelled)
+    assert added.exit_code == 0 and wallet.did in added.output
+    assert site.cli("admin", "list-dids").output.split() == [wallet.did]
+    assert site.cli("admin", "remove-did", wallet.did).exit_code == 0
+    assert site.cli("admin", "list-dids").output.split() == []
+    assert site.cli("admin", "remove-did", wallet.did).exit_code != 0
+
+
+def test_the_cli_leaves_the_built_in_admin_client_alone(site):
+    before = site.services.clients.get(ADMIN_CLIENT_ID)
+    assert site.cli("clients", "add", ADMIN_CLIENT_ID, "--redirect-url",
+                    "https://evil.example/cb").exit_code != 0
+    assert site.cli("clients", "remove", ADMIN_CLIENT_ID).exit_code != 0
+    assert site.services.clients.get(ADMIN_CLIENT_ID) == before
+
+
+def test_bad_admin_config_is_an_error_naming_the_key(provisioned, tmp_path):
+    from opendid.config import ConfigError, load_config
+
+    path = write_test_config(provisioned, tmp_path / "config.yaml", "http://127.0.0.1:1",
+                             ["http://127.0.0.1:1/cb"],
+                             admin={"enabled": True, "dids": ["did:kilt:nobody"]})
+    named = re.escape("key 'admin.dids': Value error, 'did:kilt:nobody'")
+    with pytest.raises(ConfigError, match=named):
+        load_config(path)
+    data = yaml.safe_load(path.read_text())
+    data["admin"] = {"enabled": True, "sessionLifetime": 0}
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match=re.escape("key 'admin.sessionLifetime'")):
+        load_config(path)
+    data["admin"] = {"enabled": True}
+    data["clients"][ADMIN_CLIENT_ID] = {"redirectUrls": ["https://a.example/cb"]}
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match=re.escape(f"clients.{ADMIN_CLIENT_ID}")):
+        load_config(path)
 
 
 def test_the_admin_page_and_its_client_exist_only_when_enabled(provisioned, tmp_path):

@@ -20,7 +20,7 @@ from opendid.kilt.errors import InvalidDid, InvalidHex
 from opendid.store.clients import ClientRecord, hash_client_secret
 
 CLIENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-PROPERTY = re.compile(r"[^\s,=]{1,64}")
+PROPERTY = re.compile(r"[^\s,=\x00-\x1f\x7f]{1,64}")
 MAX_URLS = 20
 MAX_URL_LENGTH = 2048
 MAX_REQUIREMENTS = 5
@@ -175,7 +175,7 @@ def _claim_map(text: str, errors: dict[str, str]) -> dict[str, str] | None:
     mapping: dict[str, str] = {}
     for line in _lines(text):
         claim, sep, prop = (part.strip() for part in line.partition("="))
-        if not sep or not claim or claim in mapping:
+        if not sep or not claim or claim in mapping or (prop and not PROPERTY.fullmatch(prop)):
             errors["claim_map"] = (f"'{line[:80]}': one 'claim = Property' per line, each "
                                    "claim once.")
             return None

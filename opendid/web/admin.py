@@ -149,6 +149,8 @@ def login() -> Response:
 
 @bp.get("/callback")
 def callback() -> Response | tuple[str, int]:
+    if request.method == "HEAD":  # a prefetch or link checker must not use up the login
+        return Response(status=204)
     svc, admin = services(), _admin()
     args = {k: v for k, v in request.args.items() if isinstance(v, str)}
     try:
