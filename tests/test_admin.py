@@ -18,7 +18,14 @@ import requests
 import yaml
 from click.testing import CliRunner
 
-from conftest import SECRET, bind_server, load_vector, serve_apps, write_test_config
+from conftest import (
+    SECRET,
+    bind_server,
+    load_vector,
+    serve_apps,
+    store_overrides,
+    write_test_config,
+)
 from opendid.admin.allowlist import AdminList, normalise_did
 from opendid.admin.login import ADMIN_CLIENT_ID, PENDING_KIND, callback_url
 from opendid.application import create_app
@@ -52,12 +59,15 @@ class Site:
 
 
 @pytest.fixture(scope="module")
-def site(provisioned: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+def site(provisioned: dict[str, Any], tmp_path_factory: pytest.TempPathFactory,
+         request: pytest.FixtureRequest) -> Iterator[Site]:
+    """OpenDID with the admin page on; the login state in Redis with OPENDID_TEST_STORE=redis."""
     server = bind_server()
     url = f"http://127.0.0.1:{server.server_port}"
     folder = tmp_path_factory.mktemp("admin")
     path = write_test_config(provisioned, folder / "config.yaml", url,
-                             ["http://127.0.0.1:1/callback"], admin={"enabled": True})
+                             ["http://127.0.0.1:1/callback"], admin={"enabled": True},
+                             **store_overrides(request))
     app = create_app(path, instance_path=folder / "instance")
     server.app = app
     with serve_apps(server):
