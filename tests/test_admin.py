@@ -17,6 +17,8 @@ import pytest
 import requests
 import yaml
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from conftest import (
     SECRET,
@@ -705,3 +707,35 @@ def test_the_admin_page_and_its_client_exist_only_when_enabled(provisioned, tmp_
     assert app.extensions["opendid"].clients.get(ADMIN_CLIENT_ID) is None
     assert app.test_client().get("/admin/").status_code == 404
     app.extensions["opendid"].chain.close()
+
+
+# -- garbage -------------------------------------------------------------------------------------
+
+FIELDS = ["client_id", "redirect_urls", "kind", "token_style", "alg", "claim_map",
+          *(f"req-{i}-{part}" for i in range(2) for part in ("ctype", "attesters", "properties"))]
+TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=80)
+GOOD_VALUES = st.sampled_from(["confidential", "public", "opendid", "standard", "RS256",
+                               "https://a.example/cb", "0x" + "ab" * 32, "email = Email",
+                               "Email", "did:kilt:" + "4" * 47, ""])
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(form=st.dictionaries(st.sampled_from(FIELDS), st.one_of(TEXT, GOOD_VALUES), max_size=12),
+       target=st.sampled_from(["/admin/clients", "/admin/clients/cli-garbage",
+                               "/admin/clients/cli-garbage/secret"]))
+def test_garbage_forms_are_a_4xx_and_change_nothing(site, wallet, admin_did, form, target):
+    """Through Flask's test client with a real admin session: never a 500; anything but a
+    success leaves the clients as they were."""
+    store = site.services.clients
+    if store.get("cli-garbage") is None:
+        store.upsert(ClientRecord("cli-garbage", "sha256$" + "1" * 64, ["https://g.example/cb"]),
+                     source="cli")
+    session_id, session = site.app.extensions["opendid-admin"].sessions.create(wallet.did, 60)
+    client = site.app.test_client()
+    client.set_cookie("opendid_admin", session_id, path="/admin")
+    before = {c.client_id: c for c in store.all()}
+    answer = client.post(target, data={**form, "csrf_token": session.csrf})
+    assert answer.status_code < 500, answer.text
+    if answer.status_code not in (200, 201):
+        assert {c.client_id: c for c in store.all()} == before
