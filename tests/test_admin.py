@@ -739,3 +739,26 @@ def test_garbage_forms_are_a_4xx_and_change_nothing(site, wallet, admin_did, for
     assert answer.status_code < 500, answer.text
     if answer.status_code not in (200, 201):
         assert {c.client_id: c for c in store.all()} == before
+
+
+def test_racing_creates_of_one_client_id_make_one_client(site, wallet, chain, admin_did,
+                                                        provisioned):
+    """Each create reads the chain between its first look and its write: without one atomic
+    check-and-write, several would "create" the client, each showing a secret that fails."""
+    browser = log_in(site, wallet, chain)
+    client_id = fresh_id("race")
+    cookies, csrf = browser.http.cookies.get_dict(), browser.csrf
+    form = client_form(client_id, **{"req-0-ctype": provisioned["ctype"],
+                                     "req-0-attesters": provisioned["attester"]["did"]})
+
+    def create() -> tuple[int, str]:
+        answer = requests.post(site.url + "/admin/clients",
+                               data={**form, "csrf_token": csrf},
+                               cookies=cookies, allow_redirects=False, timeout=60)
+        found = re.search(r'id="client-secret">([^<]+)<', answer.text)
+        return answer.status_code, found.group(1) if found else ""
+
+    results = race([create] * 6)
+    assert sorted(status for status, _ in results) == [201, 409, 409, 409, 409, 409]
+    (secret,) = [secret for status, secret in results if status == 201]
+    assert client_secret_matches(site.services.clients.get(client_id).client_secret, secret)

@@ -3,7 +3,10 @@ each change is validated whole, checked on chain, saved, and written to the audi
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import sqlite3
+from collections.abc import Iterator
 
 from opendid.admin import audit
 from opendid.admin.forms import ClientForm, FormErrors, Saved, check_on_chain, generate_secret
@@ -30,6 +33,19 @@ def where(source: str | None) -> str:
     return WHERE.get(source or "", source or "unknown")
 
 
+@contextlib.contextmanager
+def _write_lock(conn: sqlite3.Connection) -> Iterator[None]:
+    """BEGIN IMMEDIATE: SQLite's write lock, taken at once, so check-then-write is atomic
+    across threads and worker processes (the store's own writes nest as savepoints)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
 class ClientAdmin:
     def __init__(self, clients: ClientStore, chain: ChainClient, production: bool) -> None:
         self.clients, self.chain, self.production = clients, chain, production
@@ -45,13 +61,22 @@ class ClientAdmin:
         return client
 
     def create(self, form: ClientForm, admin_did: str) -> Saved:
+        """A new client, never over an existing one: of racing creates of one id (in any
+        worker), one wins and the others are a 409."""
         saved = validate_form(form, None, self.production)
         if form.client_id == ADMIN_CLIENT_ID or self.clients.source(form.client_id) is not None:
-            raise FormErrors({"client_id": f"A client {form.client_id} exists already."}, 409)
+            raise self._exists(form.client_id)
         check_on_chain(self.chain, saved.record)
-        self.clients.upsert(saved.record, source=ADMIN_SOURCE)
+        with _write_lock(self.clients.db.connect()):
+            if self.clients.source(form.client_id) is not None:
+                raise self._exists(form.client_id)
+            self.clients.upsert(saved.record, source=ADMIN_SOURCE)
         audit.record(admin_did, "created", form.client_id, audit.describe(saved.record))
         return saved
+
+    @staticmethod
+    def _exists(client_id: str) -> FormErrors:
+        return FormErrors({"client_id": f"A client {client_id} exists already."}, 409)
 
     def update(self, client_id: str, form: ClientForm, admin_did: str) -> Saved:
         existing = self.editable(client_id)
