@@ -20,6 +20,7 @@ from opendid.store.clients import ClientRecord
 from opendid.store.housekeeping import PURGE_INTERVAL, Housekeeper
 from opendid.store.sessions import SqliteSessionInterface, session_interface, unavailable
 from opendid.web import (
+    admin,
     api,
     devwallet,
     errors,
@@ -184,6 +185,7 @@ def create_app(config: Config | str | os.PathLike[str] | None = None, *, dev: bo
     app.register_blueprint(metrics.bp)
     init_cors(app)
     app.register_blueprint(pages.bp)
+    admin.init_app(app, services)  # /admin when admin.enabled; its built-in login client
     if dev:
         app.register_blueprint(devwallet.bp)
     errors.register(app)

@@ -13,9 +13,11 @@ from pathlib import Path
 import click
 from substrateinterface import Keypair
 
+from opendid.admin.allowlist import AdminList
+from opendid.admin.login import ADMIN_CLIENT_ID
 from opendid.config import instance_folder
 from opendid.kilt.chain import ChainClient, resolve_endpoint
-from opendid.kilt.errors import ChainError, ChainUnavailable
+from opendid.kilt.errors import ChainError, ChainUnavailable, InvalidDid
 from opendid.kilt.keys import sr25519_keypair
 from opendid.server import THREADS
 from opendid.store.clients import ClientRecord, ClientStore, hash_client_secret
@@ -288,6 +290,8 @@ def clients_add(client_id: str, redirect_urls: tuple[str, ...], public: bool,
     store = _client_store(instance)
     if store.source(client_id) == "config":
         raise click.ClickException(f"{client_id} is defined in config.yaml; change it there")
+    if client_id == ADMIN_CLIENT_ID:
+        raise click.ClickException(f"{client_id} is the admin page's own login client")
     for url in redirect_urls:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -327,8 +331,58 @@ def clients_remove(client_id: str, instance: Path | None) -> None:
         raise click.ClickException(f"no client {client_id}")
     if source == "config":
         raise click.ClickException(f"{client_id} is defined in config.yaml; remove it there")
+    if client_id == ADMIN_CLIENT_ID:
+        raise click.ClickException(f"{client_id} is the admin page's own login client")
     store.delete(client_id)
     click.echo(f"removed {client_id}")
+
+
+@main.group()
+def admin() -> None:
+    """Who may use the /admin page (with `admin: {enabled: true}` in the config).
+
+    DIDs added here are kept in the instance's SQLite, beside the config's `admin.dids`; a
+    running service sees a change at the admin's next request.
+    """
+
+
+def _admin_list(instance: Path | None) -> AdminList:
+    return AdminList(Database(instance_folder(instance) / "opendid.db"), [])
+
+
+@admin.command("add-did")
+@click.argument("did")
+@INSTANCE_OPTION
+def admin_add_did(did: str, instance: Path | None) -> None:
+    """Allow DID (a full KILT DID, any SS58 spelling) to log in to /admin."""
+    try:
+        canonical = _admin_list(instance).add(did)
+    except InvalidDid as exc:
+        raise click.BadParameter(str(exc), param_hint="DID") from None
+    click.echo(f"admin added: {canonical}")
+
+
+@admin.command("remove-did")
+@click.argument("did")
+@INSTANCE_OPTION
+def admin_remove_did(did: str, instance: Path | None) -> None:
+    """Take DID off the admin list (its admin sessions end at their next request)."""
+    try:
+        removed = _admin_list(instance).remove(did)
+    except InvalidDid as exc:
+        raise click.BadParameter(str(exc), param_hint="DID") from None
+    if not removed:
+        raise click.ClickException(f"{did} was not added with add-did (config.yaml's "
+                                   "admin.dids are changed there)")
+    click.echo("admin removed")
+
+
+@admin.command("list-dids")
+@INSTANCE_OPTION
+def admin_list_dids(instance: Path | None) -> None:
+    """The DIDs added with add-did (the config's admin.dids are not listed here)."""
+    for did in _admin_list(instance).stored():
+        click.echo(did)
 
 
 if __name__ == "__main__":

@@ -2,9 +2,9 @@
 
 A config error names the file, the key and what is wrong. `production: true` refuses weak or
 default secrets. This project's additions are optional: top-level `issuer`, `chainSpec`,
-`didLoginMaxTokenLifetime`, `claimMap`, `ssoSessionLifetime`, `store`, `metrics`, and per client
-`idTokenSignedResponseAlg`, `responseTypes`, `refreshRequiresClientAuth`, `claimMap` and
-`postLogoutRedirectUrls`. A client's `checksDirectory` holds CEL login policies
+`didLoginMaxTokenLifetime`, `claimMap`, `ssoSessionLifetime`, `store`, `metrics`, `admin`, and
+per client `idTokenSignedResponseAlg`, `responseTypes`, `refreshRequiresClientAuth`, `claimMap`
+and `postLogoutRedirectUrls`. A client's `checksDirectory` holds CEL login policies
 (`login/policies.py`), compiled here; a relative folder is taken from the config file's folder.
 """
 
@@ -207,6 +207,27 @@ class EtcdConfig(_Model):
             e.startswith("https://") for e in self.endpoints)
 
 
+class AdminConfig(_Model):
+    # The /admin page for clients: off unless enabled. Admins log in through this provider
+    # with a DID on this list (or added with `opendid admin add-did`); any SS58 spelling of a
+    # DID is accepted here and normalised.
+    enabled: bool = False
+    dids: list[str] = Field(default_factory=list)
+    # How long an admin session lasts after the wallet login, in seconds (not extended by use).
+    sessionLifetime: int = Field(default=900, gt=0, le=86400)
+
+    @field_validator("dids")
+    @classmethod
+    def _dids(cls, value: list[str]) -> list[str]:
+        from opendid.admin.allowlist import normalise_did
+        from opendid.kilt.errors import InvalidDid
+
+        try:
+            return [normalise_did(did) for did in value]
+        except InvalidDid as exc:
+            raise ValueError(str(exc)) from None
+
+
 class Config(_Model):
     host: str = "0.0.0.0"
     port: int = 3001
@@ -220,6 +241,9 @@ class Config(_Model):
     etcd: EtcdConfig | None = None
     store: StoreConfig | None = None
     metrics: MetricsConfig | None = None  # absent: no /metrics (404)
+
+
+    admin: AdminConfig = Field(default_factory=AdminConfig)
     issuer: str | None = None
     displayName: str = "OpenDID"
     # The longest validity (exp - nbf, and exp - now) a DID-only login token may claim, in
@@ -297,6 +321,15 @@ def _check(config: Config, path: Path) -> None:
     _check_nacl_pair(config, path)
     if config.etcd:
         _check_etcd(config.etcd, path)
+
+
+        raise ConfigError(
+            f"{path}: key 'etcd': etcd client sources are not supported yet; "
+            "list the clients under 'clients' instead"
+        )
+    if config.admin.enabled and "opendid-admin" in config.clients:
+        raise ConfigError(f"{path}: key 'clients.opendid-admin': the admin page's own login "
+                          "client has this id; name the client otherwise")
     for client_id, client in config.clients.items():
         if client.checksDirectory is not None:
             client.checksDirectory = _check_policies(path, client_id, client.checksDirectory)
