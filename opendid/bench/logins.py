@@ -25,6 +25,7 @@ from opendid.bench.server import (
     bench_server,
     children,
     cpus,
+    descendants,
     memory_mib,
     percentile,
 )
@@ -106,13 +107,18 @@ def bench_logins(total: int, concurrency: int, workers: int, server_log: str | N
         one_login(0)  # warm up every layer once
         by_endpoint.clear()
         processes = [server.process.pid, *children(server.process.pid)]
+        node = descendants(server.chain_pid) if server.chain_pid else []
         profilers = _start_profilers(processes[1:], profile)
         cpu_before = sum(cpu_seconds(pid) for pid in processes)
+        node_before = sum(cpu_seconds(pid) for pid in node)
+        load_before = time.process_time()
         started = time.perf_counter()
         with ThreadPoolExecutor(concurrency) as pool:
             samples = list(pool.map(one_login, range(total)))
         elapsed = time.perf_counter() - started
         cpu_used = sum(cpu_seconds(pid) for pid in processes) - cpu_before
+        load_used = time.process_time() - load_before
+        node_used = sum(cpu_seconds(pid) for pid in node) - node_before
         _stop_profilers(profilers)
         memory = [(pid, memory_mib(pid)) for pid in children(server.process.pid)]
     where = (f"server on CPUs {server_cpus}, load generator on {client_cpus or 'any'}"
@@ -126,6 +132,9 @@ def bench_logins(total: int, concurrency: int, workers: int, server_log: str | N
     print(f"latency p50       {statistics.median(samples):8.1f} ms")
     print(f"latency p95       {percentile(samples, 95):8.1f} ms")
     print(f"server CPU/login  {cpu_used / total * 1000:8.2f} ms (master + workers)")
+    print(f"load CPU/login    {load_used / total * 1000:8.2f} ms (this process: the wallets)")
+    if node:
+        print(f"chain CPU/login   {node_used / total * 1000:8.2f} ms (the dev chain's node)")
     print(f"{'endpoint':32} {'calls':>6} {'p50 ms':>8} {'p95 ms':>8}")
     for name, times in sorted(by_endpoint.items()):
         print(f"{name:32} {len(times):6d} {statistics.median(times):8.1f} "

@@ -31,7 +31,12 @@ def dev_chain() -> Iterator[str]:
         yield url
         return
     with DevChain() as chain:
+        assert chain.process is not None
+        CHAIN_PIDS[chain.url] = chain.process.pid
         yield chain.url
+
+
+CHAIN_PIDS: dict[str, int] = {}  # the dev chain process started for a URL (none when given)
 
 
 @dataclass
@@ -47,6 +52,7 @@ class BenchServer:
     process: subprocess.Popen[bytes]
     proxy: TcpProxy | None
     redis: RedisServer | None
+    chain_pid: int | None = None  # the chain node, when the bench started it
 
 
 def cpus(text: str | None) -> set[int] | None:
@@ -103,7 +109,8 @@ def bench_server(workers: int, server_log: str | None = None, server_cpus: str |
                     pass
                 time.sleep(0.3)
             yield BenchServer(issuer, redirect, state["client"]["id"], state["client"]["secret"],
-                              Wallet.load(state["wallet"]), client, server, chain_proxy, store)
+                              Wallet.load(state["wallet"]), client, server, chain_proxy, store,
+                              CHAIN_PIDS.get(url))
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -112,6 +119,14 @@ def bench_server(workers: int, server_log: str | None = None, server_cpus: str |
             if store:
                 store.stop()
             client.close()
+
+
+def descendants(pid: int) -> list[int]:
+    """`pid` and every process below it (npx starts node as a child)."""
+    found = [pid]
+    for child in children(pid):
+        found += descendants(child)
+    return found
 
 
 def children(pid: int) -> list[int]:
