@@ -241,8 +241,6 @@ class Config(_Model):
     etcd: EtcdConfig | None = None
     store: StoreConfig | None = None
     metrics: MetricsConfig | None = None  # absent: no /metrics (404)
-
-
     admin: AdminConfig = Field(default_factory=AdminConfig)
     issuer: str | None = None
     displayName: str = "OpenDID"
@@ -321,12 +319,6 @@ def _check(config: Config, path: Path) -> None:
     _check_nacl_pair(config, path)
     if config.etcd:
         _check_etcd(config.etcd, path)
-
-
-        raise ConfigError(
-            f"{path}: key 'etcd': etcd client sources are not supported yet; "
-            "list the clients under 'clients' instead"
-        )
     if config.admin.enabled and "opendid-admin" in config.clients:
         raise ConfigError(f"{path}: key 'clients.opendid-admin': the admin page's own login "
                           "client has this id; name the client otherwise")
