@@ -1,5 +1,8 @@
 """The chain client against the live dev chain, compared with the SDK's reads of the same state."""
 
+import base64
+import hashlib
+import re
 import socket
 import threading
 import time
@@ -18,7 +21,7 @@ from opendid.kilt.chain import (
 )
 from opendid.kilt.dids import parse_full_did
 from opendid.kilt.encoding import from_hex, to_hex
-from opendid.kilt.errors import ChainError, ChainUnavailable
+from opendid.kilt.errors import ChainError, ChainUnavailable, KiltError
 
 
 def _assert_document_matches_sdk(document, sdk):
@@ -183,6 +186,42 @@ def test_a_node_that_never_answers_does_not_hang_a_read():
     with pytest.raises(ChainUnavailable):
         client.block_number()
     assert time.monotonic() - started < 5
+    server.close()
+
+
+def _node_answering(payload: bytes) -> socket.socket:
+    """A WebSocket 'node' that completes the handshake, then answers each frame with one text
+    frame carrying `payload` (so the client's own decoding is what is tested)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        request = b""
+        while b"\r\n\r\n" not in request:
+            request += conn.recv(4096)
+        key = re.search(rb"Sec-WebSocket-Key: *(\S+)", request, re.IGNORECASE).group(1)
+        accept = base64.b64encode(hashlib.sha1(
+            key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+        conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                     b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+        while conn.recv(65536):  # any request frame: the same answer
+            conn.sendall(bytes([0x81, len(payload)]) + payload)
+
+    threading.Thread(target=serve, daemon=True).start()
+    return server
+
+
+@pytest.mark.parametrize("payload", [b"\xff\xfe not utf-8", b"not json", b'{"jsonrpc": 1}'],
+                         ids=["not-utf8", "not-json", "no-result"])
+def test_a_node_answering_garbage_is_a_chain_error_not_a_crash(payload):
+    """Frames are decoded without websocket-client's (slow, pure Python) UTF-8 validation: a
+    frame that is not UTF-8 must still end as a chain error, like any other garbage."""
+    server = _node_answering(payload)
+    client = ChainClient(f"ws://127.0.0.1:{server.getsockname()[1]}", timeout=2)
+    with pytest.raises(KiltError):
+        client.block_number()
     server.close()
 
 

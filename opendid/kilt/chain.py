@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import logging
 import os
 import threading
@@ -39,7 +40,11 @@ NAMED_ENDPOINTS = {
 RUNTIME_CHECK_INTERVAL = 60.0
 P = ParamSpec("P")
 R = TypeVar("R")
-NETWORK_ERRORS = (WebSocketException, OSError, TimeoutError, ConnectionError, BrokenPipeError)
+# A node that answers garbage is treated like one that stopped answering: UnicodeDecodeError
+# is a text frame that is not UTF-8 (frames are decoded, not validated first: websocket-client's
+# validator is pure Python and cost 5 % of a login's CPU), JSONDecodeError one that is not JSON.
+NETWORK_ERRORS = (WebSocketException, OSError, TimeoutError, ConnectionError, BrokenPipeError,
+                  UnicodeDecodeError, json.JSONDecodeError)
 
 
 def resolve_endpoint(endpoint: str) -> str:
@@ -252,7 +257,7 @@ class ChainClient:
                 conn = _Connection(
                     url=self.url,
                     ss58_format=KILT_SS58_PREFIX,
-                    ws_options={"timeout": self.timeout},
+                    ws_options={"timeout": self.timeout, "skip_utf8_validation": True},
                     auto_reconnect=False,
                     cache_region=METADATA,
                     runtime_config=self._types,
