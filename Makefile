@@ -22,10 +22,12 @@ $(VENV)/.installed: $(VENV)/.runtime requirements-dev.txt pyproject.toml
 	touch $@
 
 # chopsticks asks for Node 22 and Node 20 runs it: npm's screen of EBADENGINE warnings becomes
-# one line (--loglevel=error keeps real errors).
+# one line (--loglevel=error keeps real errors). --ignore-scripts: the only install script is
+# sqlite3's native build (minutes when no prebuilt binary downloads), and chopsticks loads
+# sqlite3 only with --db, which the dev chain does not use (it keeps its state in memory).
 node_modules/.installed: package.json package-lock.json
 	@echo "installing chopsticks (npm, about a minute the first time)..."
-	npm ci --no-audit --no-fund --loglevel=error
+	npm ci --no-audit --no-fund --loglevel=error --ignore-scripts
 	@node -e 'const v = process.versions.node; if (+v.split(".")[0] < 22) console.log("note: chopsticks asks for Node 22; Node " + v + " runs it")'
 	touch $@
 
@@ -54,7 +56,9 @@ test: deps lint
 	OPENDID_TEST_STORE=redis $(PY) -m pytest $(REDIS_TESTS)
 
 # VERBOSE=1 shows the servers' output here instead of in instance/dev/*.log
-demo: $(VENV)/.runtime node_modules/.installed
+# (pip and npm download at the same time)
+demo:
+	@$(MAKE) --no-print-directory -j2 $(VENV)/.runtime node_modules/.installed
 	@$(PY) -m opendid.devtools.demo
 
 bench: deps

@@ -3,7 +3,8 @@
 Everything runs in this process's children and stops on Ctrl-C. The summary (what to open,
 who you are, what to click) is printed last, once both sites answer, so start-up lines never
 bury it: the servers log to files under `instance/dev/` unless `VERBOSE=1`.
-`OPENDID_CHAIN_URL` runs the demo on a chain that is already running instead of starting one.
+`OPENDID_CHAIN_URL` runs the demo on a chain that is already running instead of starting one;
+`DEMO_OUT` puts its files somewhere else than `instance/dev/`.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO if VERBOSE else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("substrateinterface").setLevel(logging.WARNING)
-    out = PROJECT_ROOT / "instance" / "dev"
+    out = Path(os.environ.get("DEMO_OUT") or PROJECT_ROOT / "instance" / "dev")
     out.mkdir(parents=True, exist_ok=True)
     servers: list[Server] = []
     with ExitStack() as stack:
@@ -164,6 +165,11 @@ def stop(servers: list[Server]) -> None:
             server.process.wait()
 
 
+def shown(path: Path) -> str:
+    """A path as short as it can be said from the project folder."""
+    return str(path.relative_to(PROJECT_ROOT)) if path.is_relative_to(PROJECT_ROOT) else str(path)
+
+
 def summary(chain_url: str, state: dict[str, object], servers: list[Server]) -> str:
     """The short box printed once everything answers."""
     user = state["user"]
@@ -176,7 +182,7 @@ def summary(chain_url: str, state: dict[str, object], servers: list[Server]) -> 
         f"OpenDID   http://localhost:{OPENDID_PORT} (dev mode)",
         f"chain     {chain_url}",
     ]
-    logs = [str(s.log.relative_to(PROJECT_ROOT)) for s in servers if s.log]
+    logs = [shown(s.log) for s in servers if s.log]
     lines += [f"{'logs' if i == 0 else '':<9} {log}" for i, log in enumerate(logs)]
     lines.append("Ctrl-C stops everything.")
     width = max(len(line) for line in lines)
