@@ -52,6 +52,10 @@ def main() -> None:
                         format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("substrateinterface").setLevel(logging.WARNING)
     out = Path(os.environ.get("DEMO_OUT") or PROJECT_ROOT / "instance" / "dev")
+    # Ctrl-C and SIGTERM stop everything, also when started in the background (where a shell
+    # hands its children SIGINT ignored)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     out.mkdir(parents=True, exist_ok=True)
     servers: list[Server] = []
     with ExitStack() as stack:
@@ -74,7 +78,6 @@ def main() -> None:
                                     stack)
             wait_until_ready(servers, READY_TIMEOUT)
             print(summary(chain_url, state, servers), flush=True)
-            signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
             while all(server.process.poll() is None for server in servers):
                 time.sleep(0.5)
             stopped = next(s for s in servers if s.process.poll() is not None)
