@@ -1,5 +1,6 @@
 # `make test` and `make demo` do all set-up on a fresh machine (Python venv, npm, Debian
-# packages: chromium for the browser tests, redis-server for the shared-state tests).
+# packages: chromium for the browser tests, redis-server for the shared-state tests, nginx for
+# the TLS deployment test). `make demo` installs only what the demo runs (no test tools).
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -7,19 +8,31 @@ PYTHON ?= python3
 
 .PHONY: test demo lint bench clean deps debs mutation
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
+# The runtime dependencies only: all `make demo` needs (it runs from the project folder).
+$(VENV)/.runtime: requirements.txt
+	@echo "installing the Python dependencies (pip)..."
 	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements.txt
+	touch $@
+
+# Everything: the runtime, the test and lint tools, the package itself.
+$(VENV)/.installed: $(VENV)/.runtime requirements-dev.txt pyproject.toml
 	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements-dev.txt
 	$(VENV)/bin/pip install -q --disable-pip-version-check --no-deps -e .
 	touch $@
 
+# chopsticks asks for Node 22 and Node 20 runs it: npm's screen of EBADENGINE warnings becomes
+# one line (--loglevel=error keeps real errors). --ignore-scripts: the only install script is
+# sqlite3's native build (minutes when no prebuilt binary downloads), and chopsticks loads
+# sqlite3 only with --db, which the dev chain does not use (it keeps its state in memory).
 node_modules/.installed: package.json package-lock.json
 	@echo "installing chopsticks (npm, about a minute the first time)..."
-	npm ci --no-audit --no-fund
+	npm ci --no-audit --no-fund --loglevel=error --ignore-scripts
+	@node -e 'const v = process.versions.node; if (+v.split(".")[0] < 22) console.log("note: chopsticks asks for Node 22; Node " + v + " runs it")'
 	touch $@
 
 # Debian packages the tests start: each command and the package that provides it
-DEBS := chromium:chromium redis-server:redis-server etcd:etcd-server
+DEBS := chromium:chromium redis-server:redis-server etcd:etcd-server nginx:nginx
 debs:
 	@missing="$$(for pair in $(DEBS); do command -v $${pair%%:*} >/dev/null || echo $${pair#*:}; done)"; \
 	if [ -n "$$missing" ]; then \
@@ -42,8 +55,11 @@ test: deps lint
 	$(PY) -m pytest
 	OPENDID_TEST_STORE=redis $(PY) -m pytest $(REDIS_TESTS)
 
-demo: $(VENV)/.installed node_modules/.installed
-	$(PY) -m opendid.devtools.demo
+# VERBOSE=1 shows the servers' output here instead of in instance/dev/*.log
+# (pip and npm download at the same time)
+demo:
+	@$(MAKE) --no-print-directory -j2 $(VENV)/.runtime node_modules/.installed
+	@$(PY) -m opendid.devtools.demo
 
 bench: deps
 	$(PY) -m opendid.bench chain

@@ -12,12 +12,22 @@ from __future__ import annotations
 
 import os
 import secrets
+from pathlib import Path
 from typing import Any
 
 import requests
 from authlib.common.errors import AuthlibBaseError
 from authlib.integrations.flask_client import OAuth
-from flask import Flask, abort, redirect, render_template, request, session, url_for
+from flask import (
+    Flask,
+    abort,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    session,
+    url_for,
+)
 from joserfc.errors import JoseError
 from werkzeug.wrappers import Response
 
@@ -26,6 +36,8 @@ from opendid.kilt.chain import ChainClient
 from opendid.oidc.claims import CREDENTIAL_CLAIM
 
 SCOPE = "openid email profile"
+# OpenDID's icon: one file for both sites, so neither browser tab asks for a missing one
+FAVICON = Path(__file__).resolve().parents[1] / "static" / "favicon.svg"
 SHOWN_CLAIMS = ("email", "email_verified", "preferred_username", "name", "given_name",
                 "family_name", "nickname")
 
@@ -66,6 +78,11 @@ def create_demo_app(issuer: str, client_id: str, client_secret: str, base_url: s
     @app.get("/")
     def home() -> str:
         return render_template("home.html")
+
+    @app.get("/favicon.svg")
+    @app.get("/favicon.ico")  # asked for by browsers on pages without a link (error pages)
+    def favicon() -> Response:
+        return send_file(FAVICON, mimetype="image/svg+xml", max_age=86400)
 
     @app.get("/login/code")
     def login_code() -> Response:

@@ -20,6 +20,7 @@ from playwright.sync_api import (
     BrowserContext,
     ConsoleMessage,
     Page,
+    Request,
     expect,
     sync_playwright,
 )
@@ -37,9 +38,10 @@ WAIT_MS = 30_000
 expect.set_options(timeout=WAIT_MS)
 
 # Chromium reports every HTTP error answer on the console. Always expected: the login page calls
-# /api/v1/* with fetch and turns 4xx/503 answers into failure panels, and the browser asks each
-# origin for /favicon.ico (neither OpenDID nor the demo app has one). A test that leads to
-# another error answer says so (`Watched.expect_http_error`); nothing else is expected.
+# /api/v1/* with fetch and turns 4xx/503 answers into failure panels. Both sites have an icon, so
+# a /favicon.ico 404 is an error like any other. A test that leads to another error answer says
+# so (`Watched.expect_http_error`); nothing else is expected. A request that fails without an
+# answer (refused, reset, blocked) is an error too.
 HTTP_ERROR = re.compile(r"^Failed to load resource: the server responded with a status of "
                         r"(\d{3}) ")
 
@@ -99,7 +101,7 @@ class Watched:
     """What went wrong on the pages of one test, as Chromium reported it."""
 
     problems: list[str] = field(default_factory=list)
-    expected: set[tuple[str, str]] = field(default_factory=lambda: {("/favicon.ico", "404")})
+    expected: set[tuple[str, str]] = field(default_factory=set)
 
     def expect_http_error(self, path: str, status: int) -> None:
         self.expected.add((path, str(status)))
@@ -121,10 +123,18 @@ class Watched:
     def page_error(self, error: Exception) -> None:
         self.problems.append(f"uncaught script error: {error}")
 
+    def request_failed(self, request: Request) -> None:
+        # a navigation that replaces the page cancels what the old page still had in flight
+        if request.failure == "net::ERR_ABORTED" and not request.is_navigation_request():
+            return
+        self.problems.append(f"request failed: {request.method} {request.url}: "
+                             f"{request.failure}")
+
 
 def watch(context: BrowserContext, watched: Watched) -> None:
     context.on("console", watched.console)
     context.on("weberror", lambda web_error: watched.page_error(web_error.error))
+    context.on("requestfailed", watched.request_failed)
 
 
 @pytest.fixture()

@@ -748,6 +748,7 @@ ROUTES: dict[tuple[str, str], Endpoint] = {
     ("/.well-known/did-configuration.json", "GET"): Endpoint(
         generic("GET", "/.well-known/did-configuration.json")),
     ("/", "GET"): Endpoint(generic("GET", "/"), ("anon", "login", "did")),
+    ("/favicon.ico", "GET"): Endpoint(generic("GET", "/favicon.ico")),
     ("/login/wallets", "POST"): Endpoint(wallets_form),
     ("/login/progress", "GET"): Endpoint(fixed_query("GET", "/login/progress",
                                                      ["mode", "step", "state"])),

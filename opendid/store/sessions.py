@@ -42,7 +42,31 @@ UNREACHABLE = (RedisConnectionError, RedisTimeoutError)  # Redis down or not ans
 log = logging.getLogger(__name__)
 
 
-class SqliteSessionInterface(ServerSideSessionInterface):
+class DeletesWithAttributes:
+    """Flask-Session deletes the session cookie without the attributes it set it with: behind
+    https the deletion went out without Secure, HttpOnly and SameSite. Re-issued with them."""
+
+    def save_session(self, app: Flask, session: ServerSideSession,
+                     response: Response) -> None:
+        super().save_session(app, session, response)  # type: ignore[misc]
+        interface: ServerSideSessionInterface = self  # type: ignore[assignment]
+        name = interface.get_cookie_name(app)
+        cookies = response.headers.getlist("Set-Cookie")
+        bare = [cookie for cookie in cookies if cookie.startswith(f"{name}=;")]
+        if not bare:
+            return
+        response.headers.remove("Set-Cookie")
+        for cookie in cookies:
+            if cookie not in bare:
+                response.headers.add("Set-Cookie", cookie)
+        response.delete_cookie(name, path=interface.get_cookie_path(app),
+                               domain=interface.get_cookie_domain(app),
+                               secure=interface.get_cookie_secure(app),
+                               httponly=interface.get_cookie_httponly(app),
+                               samesite=interface.get_cookie_samesite(app))
+
+
+class SqliteSessionInterface(DeletesWithAttributes, ServerSideSessionInterface):
     """Server-side sessions keyed by a random id in the cookie; expired rows are never read and
     are purged in bounded batches by the housekeeper (`purge`)."""
 
@@ -89,7 +113,7 @@ class SqliteSessionInterface(ServerSideSessionInterface):
         return cursor.rowcount
 
 
-class SharedSessionInterface(RedisSessionInterface):
+class SharedSessionInterface(DeletesWithAttributes, RedisSessionInterface):
     """Flask-Session's Redis sessions, failing cleanly while Redis is unreachable.
 
     Flask opens the session before any view or error handler runs, and saves it after the

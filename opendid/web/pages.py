@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, render_template, request, session
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    render_template,
+    request,
+    send_from_directory,
+    session,
+)
 
 from opendid.login.describe import describe_requirement, failure, steps
 from opendid.oidc.authorize import AuthRequest
@@ -29,6 +37,13 @@ def login_page() -> str:
         dev=svc.dev,
         app_name=svc.config.displayName,
     )
+
+
+@bp.get("/favicon.ico")
+def favicon() -> Response:
+    """Browsers ask every origin for it, also on pages that link no icon (JSON, error pages)."""
+    return send_from_directory(str(current_app.static_folder), "favicon.svg",
+                               mimetype="image/svg+xml", max_age=86400)
 
 
 @bp.post("/login/wallets")

@@ -44,20 +44,33 @@
     });
   }
 
-  let listTimer = null;
   function showWallets() {
     panel.setAttribute("aria-busy", "false");
     return swapInto("#wallets", "POST", "/login/wallets",
                     { wallets: JSON.stringify(walletsFound()), mode: mode });
   }
-  function scheduleWallets(delay) {
-    clearTimeout(listTimer);
-    listTimer = setTimeout(showWallets, delay);
+
+  // Wallet discovery: the list appears as soon as a wallet is known: at once for one already
+  // in window.kilt, else on its kilt-extension#initialized event. "No wallet found" only once
+  // none has appeared within NO_WALLET_AFTER_MS. Announcements in one task (several
+  // extensions, or one answering kilt-dapp#initialized at once) make one request.
+  const NO_WALLET_AFTER_MS = 2000;
+  let noWalletTimer = null;
+  let listQueued = false;
+  function listWalletsSoon() {
+    if (listQueued || !walletsFound().length) return;
+    listQueued = true;
+    clearTimeout(noWalletTimer);
+    queueMicrotask(() => {
+      listQueued = false;
+      showWallets();
+    });
   }
 
-  window.addEventListener("kilt-extension#initialized", () => scheduleWallets(50));
+  window.addEventListener("kilt-extension#initialized", listWalletsSoon);
+  noWalletTimer = setTimeout(showWallets, NO_WALLET_AFTER_MS);
   window.dispatchEvent(new CustomEvent("kilt-dapp#initialized"));
-  scheduleWallets(800); // extensions that announced themselves earlier are in window.kilt
+  listWalletsSoon(); // extensions that announced themselves earlier are in window.kilt
 
   // -- partials ------------------------------------------------------------------------------
   function progress(step) {
