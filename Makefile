@@ -49,7 +49,8 @@ lint: $(VENV)/.installed
 REDIS_TESTS := tests/test_api_contract.py tests/test_security.py tests/test_did_login_replay.py \
 	tests/test_refresh.py tests/test_oidc.py tests/test_relying_party.py tests/test_token_claims.py \
 	tests/test_onetime_store.py tests/test_form_post.py tests/test_authorize_requests.py \
-	tests/test_userinfo.py tests/test_revocation.py tests/test_introspection.py tests/conformance
+	tests/test_userinfo.py tests/test_revocation.py tests/test_introspection.py tests/conformance \
+	tests/test_admin.py tests/test_login_policies.py
 
 test: deps lint
 	$(PY) -m pytest
