@@ -1,4 +1,4 @@
-"""`python -m opendid.bench chain | logins | faults` (see `--help` of each)."""
+"""`python -m opendid.bench chain | logins | credentials | faults` (see `--help` of each)."""
 
 from __future__ import annotations
 
@@ -25,6 +25,11 @@ def main() -> None:
     logins.add_argument("--profile", metavar="DIR",
                         help="sample each worker with py-spy into DIR (collapsed stacks)")
     logins.add_argument("--redis", action="store_true", help="state in a fresh redis-server")
+    creds = sub.add_parser("credentials", help="POST /api/v1/credentials alone, at N users")
+    creds.add_argument("-n", "--total", type=int, default=400)
+    creds.add_argument("-k", "--concurrency", type=int, default=32)
+    creds.add_argument("-w", "--workers", type=int, default=2)
+    creds.add_argument("-t", "--threads", type=int, default=None)
     faults = sub.add_parser("faults", help="load with the chain (and Redis) cut mid-run")
     faults.add_argument("--duration", type=float, default=300.0, help="seconds of load")
     faults.add_argument("--outage", type=float, default=60.0, help="seconds the chain is cut")
@@ -44,6 +49,10 @@ def main() -> None:
 
         bench_logins(args.total, args.concurrency, args.workers, args.server_log,
                      args.server_cpus, args.client_cpus, args.profile, args.redis, args.threads)
+    elif args.what == "credentials":
+        from opendid.bench.credentials import bench_credentials
+
+        bench_credentials(args.total, args.concurrency, args.workers, args.threads)
     else:
         from opendid.bench.faults import bench_faults
 

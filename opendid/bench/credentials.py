@@ -1,0 +1,61 @@
+"""`python -m opendid.bench credentials`: `POST /api/v1/credentials` alone, at N users.
+
+Every login is first brought to the point where the wallet answers (authorize, session,
+credential request) and the wallet's encrypted answer is made, all before the clock starts: the
+timed part is the server verifying the presentations (decryption, signatures, chain reads),
+issuing the code and the provider session, with no wallet work competing for the cores.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from opendid.bench.logins import cpu_seconds
+from opendid.bench.server import bench_server, children, percentile
+from opendid.devtools.login_driver import LoginDriver
+
+
+def prepared(server: Any) -> tuple[LoginDriver, dict[str, Any]]:
+    """A login waiting for the wallet's credential, and the wallet's encrypted answer."""
+    driver = LoginDriver(server.issuer, server.wallet, server.chain)
+    started = driver.authorize(client_id=server.client_id, redirect_uri=server.redirect,
+                               response_type="code", scope="openid", state="s", nonce="n")
+    assert started.status_code == 302, started.text
+    assert driver.open_session().status_code == 200
+    driver.fetch_request()
+    assert driver.wallet_session is not None and driver.credential_challenge is not None
+    held = driver.wallet.matching(driver.wallet_session.requirements)[0]
+    return driver, driver.wallet.submit(driver.wallet_session, held,
+                                        driver.credential_challenge)
+
+
+def bench_credentials(total: int, concurrency: int, workers: int,
+                      threads: int | None = None) -> None:
+    with bench_server(workers, threads=threads) as server:
+        with ThreadPoolExecutor(concurrency) as pool:
+            logins = list(pool.map(lambda _: prepared(server), range(total + 1)))
+        warm_driver, warm_envelope = logins.pop()
+        assert warm_driver.post_credentials(warm_envelope).status_code == 204
+
+        def answer(login: tuple[LoginDriver, dict[str, Any]]) -> float:
+            driver, envelope = login
+            response = driver.post_credentials(envelope)
+            assert response.status_code == 204, response.text
+            return response.elapsed.total_seconds() * 1000
+
+        processes = [server.process.pid, *children(server.process.pid)]
+        cpu_before = sum(cpu_seconds(pid) for pid in processes)
+        started = time.perf_counter()
+        with ThreadPoolExecutor(concurrency) as pool:
+            samples = list(pool.map(answer, logins))
+        elapsed = time.perf_counter() - started
+        cpu_used = sum(cpu_seconds(pid) for pid in processes) - cpu_before
+    print(f"POST /api/v1/credentials alone: {total} prepared logins, {concurrency} concurrent "
+          f"users, gunicorn {workers} workers")
+    print(f"throughput        {total / elapsed:8.2f} requests/s")
+    print(f"latency p50       {statistics.median(samples):8.1f} ms")
+    print(f"latency p95       {percentile(samples, 95):8.1f} ms")
+    print(f"server CPU/req    {cpu_used / total * 1000:8.2f} ms (master + workers)")
