@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import sqlite_utils
@@ -72,6 +74,19 @@ def secure_sqlite_file(path: Path) -> None:
         side = path.with_name(path.name + suffix)
         if side.exists():
             ensure_private_file(side)
+
+
+@contextmanager
+def write_transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """BEGIN IMMEDIATE: SQLite's write lock, taken at once, so check-then-write is atomic across
+    threads and worker processes; any exception rolls the whole block back."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
 
 
 class Connections:

@@ -16,12 +16,10 @@ import hashlib
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from opendid.store.db import Database
+from opendid.store.db import Database, write_transaction
 
 # tokens.revoked: a token is live, revoked (with its grant), or rotated (a refresh token that
 # was exchanged for a new one; seeing it again is a reuse).
@@ -72,18 +70,6 @@ class _Refused(Exception):
     """Rolls a transaction back."""
 
 
-@contextmanager
-def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    """BEGIN IMMEDIATE: takes the write lock at once, so check-and-write is atomic."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-
-
 class GrantStore:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -114,7 +100,7 @@ class GrantStore:
         conn = self.db.connect()
         now = time.time()
         try:
-            with _transaction(conn):
+            with write_transaction(conn):
                 cursor = conn.execute(
                     "UPDATE codes SET used_at = ? WHERE code_hash = ? AND grant_id = ? "
                     "AND used_at IS NULL AND expires_at >= ?", (now, digest(code), grant_id, now))
@@ -191,7 +177,7 @@ class GrantStore:
         (False: `old` is no longer live, nothing changed)."""
         conn = self.db.connect()
         try:
-            with _transaction(conn):
+            with write_transaction(conn):
                 cursor = conn.execute(
                     "UPDATE tokens SET revoked = ? WHERE token_hash = ? AND kind = ? "
                     "AND grant_id = ? AND revoked = ? AND expires_at >= ?",
@@ -210,7 +196,7 @@ class GrantStore:
         the number of tokens revoked."""
         conn = self.db.connect()
         now = time.time()
-        with _transaction(conn):
+        with write_transaction(conn):
             conn.execute("DELETE FROM revoked_grants WHERE expires_at < ?", (now,))
             conn.execute("INSERT OR REPLACE INTO revoked_grants (grant_id, expires_at) "
                          "VALUES (?, ?)", (grant_id, now + REVOKED_GRANT_TTL))
