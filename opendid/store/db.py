@@ -133,11 +133,19 @@ class Database(Connections):
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
-    """Columns added since the first release (SQLite has no ADD COLUMN IF NOT EXISTS)."""
-    columns = {row[1] for row in conn.execute("PRAGMA table_info(one_time)")}
-    if "owner" not in columns:
+    """Columns added since the first release."""
+    add_columns(conn, "one_time", {"owner": "TEXT"})
+
+
+def add_columns(conn: sqlite3.Connection, table: str, columns: dict[str, str]) -> None:
+    """Add the columns (name: declaration) a table made by an older version lacks (SQLite has
+    no ADD COLUMN IF NOT EXISTS); another process adding one first is fine."""
+    have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+    for name, declaration in columns.items():
+        if name in have:
+            continue
         try:
-            conn.execute("ALTER TABLE one_time ADD COLUMN owner TEXT")
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declaration}")
         except sqlite3.OperationalError as exc:  # another process added it first
             if "duplicate column" not in str(exc):
                 raise

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from opendid.store.db import Database, write_transaction
+from opendid.store.db import Database, add_columns, write_transaction
 
 # tokens.revoked: a token is live, revoked (with its grant), or rotated (a refresh token that
 # was exchanged for a new one; seeing it again is a reuse).
@@ -75,7 +75,8 @@ class GrantStore:
         self.db = db
         conn = self.db.connect()
         conn.executescript(SCHEMA)
-        _add_issued_at(conn)
+        # `tokens.issued_at` (introspection's `iat`), added after the first release
+        add_columns(conn, "tokens", {"issued_at": "REAL"})
 
     # -- codes ----------------------------------------------------------------------------------
 
@@ -216,15 +217,3 @@ class GrantStore:
             "DELETE FROM tokens WHERE rowid IN "
             "(SELECT rowid FROM tokens WHERE expires_at < ? LIMIT ?)", (now, limit))
         return codes.rowcount + tokens.rowcount
-
-
-def _add_issued_at(conn: sqlite3.Connection) -> None:
-    """`tokens.issued_at` (introspection's `iat`), added after the first release."""
-    columns = {row[1] for row in conn.execute("PRAGMA table_info(tokens)")}
-    if "issued_at" in columns:
-        return
-    try:
-        conn.execute("ALTER TABLE tokens ADD COLUMN issued_at REAL")
-    except sqlite3.OperationalError as exc:  # another process added it first
-        if "duplicate column" not in str(exc):
-            raise
