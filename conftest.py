@@ -199,13 +199,38 @@ def extra_clients(provisioned: dict[str, Any], rp_redirects: list[str]) -> dict[
 
 
 def write_test_config(provisioned: dict[str, Any], path: Path, issuer: str,
-                      rp_redirects: list[str], **overrides: Any) -> Path:
+                      rp_redirects: list[str], clients: dict[str, Any] | None = None,
+                      **overrides: Any) -> Path:
+    """The provisioned config with the test clients (`clients`: more of them) and top-level
+    `overrides`."""
     data = yaml.safe_load(Path(provisioned["config"]).read_text())
     data["issuer"] = issuer
     data["clients"].update(extra_clients(provisioned, rp_redirects))
+    data["clients"].update(clients or {})
     data.update(overrides)
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
+
+
+@contextlib.contextmanager
+def serve_opendid(provisioned: dict[str, Any], folder: Path, server: BaseWSGIServer,
+                  rp_redirects: list[str], *others: BaseWSGIServer, dev: bool = False,
+                  clients: dict[str, Any] | None = None, **overrides: Any) -> Iterator[Any]:
+    """OpenDID (in-process, real HTTP) on the bound `server`, its config and instance in
+    `folder` (`write_test_config`'s clients and overrides), in dev mode (the dev wallet) if
+    asked; served with `others` (their apps set) for the block, its chain client closed after.
+    Yields the app."""
+    url = f"http://127.0.0.1:{server.server_port}"
+    path = write_test_config(provisioned, folder / "config.yaml", url, rp_redirects, clients,
+                             **overrides)
+    options: dict[str, Any] = {"dev": True, "wallet_path": provisioned["wallet"]} if dev else {}
+    app = create_app(path, instance_path=folder / "instance", **options)
+    server.app = app
+    try:
+        with serve_apps(server, *others):
+            yield app
+    finally:
+        app.extensions["opendid"].chain.close()
 
 
 def expire_one_time(services: Any, kind: str, key: str) -> None:
@@ -264,21 +289,17 @@ def store_overrides(request: pytest.FixtureRequest) -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def opendid(provisioned: dict[str, Any], tmp_path_factory: pytest.TempPathFactory,
             request: pytest.FixtureRequest) -> Iterator[Opendid]:
+    from demo_rp.app import create_demo_app
+
     server, rp_server = bind_server(), bind_server()
     url = f"http://127.0.0.1:{server.server_port}"
     rp_url = f"http://127.0.0.1:{rp_server.server_port}"
     folder = tmp_path_factory.mktemp("opendid")
-    config_path = write_test_config(provisioned, folder / "config.yaml", url,
-                                    [f"{rp_url}/callback", f"{rp_url}/callback/implicit"],
-                                    **store_overrides(request))
-    app = create_app(config_path, instance_path=folder / "instance")
-    server.app = app
-    from demo_rp.app import create_demo_app
-
     rp_server.app = create_demo_app(url, "rp-client", SECRET, rp_url)
-    with serve_apps(server, rp_server):
-        yield Opendid(url, config_path, folder / "instance", provisioned, rp_url, app)
-    app.extensions["opendid"].chain.close()
+    with serve_opendid(provisioned, folder, server,
+                       [f"{rp_url}/callback", f"{rp_url}/callback/implicit"], rp_server,
+                       **store_overrides(request)) as app:
+        yield Opendid(url, folder / "config.yaml", folder / "instance", provisioned, rp_url, app)
 
 
 @pytest.fixture(scope="session")

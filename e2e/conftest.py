@@ -14,7 +14,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-import yaml
 from playwright.sync_api import (
     Browser,
     BrowserContext,
@@ -25,9 +24,8 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from conftest import OUTPUT, SECRET, bind_server, serve_apps, write_test_config
+from conftest import OUTPUT, SECRET, bind_server, serve_opendid
 from demo_rp.app import create_demo_app
-from opendid.application import create_app
 
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = OUTPUT / "screenshots"
@@ -60,27 +58,21 @@ def dev_site(provisioned: dict[str, Any],
     url = f"http://127.0.0.1:{server.server_port}"
     rp_url = f"http://127.0.0.1:{rp.server_port}"
     did_rp_url = f"http://127.0.0.1:{did_rp.server_port}"
-    folder = tmp_path_factory.mktemp("dev-site")
-    path = write_test_config(provisioned, folder / "config.yaml", url,
-                             [f"{rp_url}/callback", f"{rp_url}/callback/implicit"])
-    data = yaml.safe_load(path.read_text())
-    data["clients"]["did-rp-client"] = {
-        "redirectUrls": [f"{did_rp_url}/callback", f"{did_rp_url}/callback/implicit"],
-        "clientSecret": SECRET, "idTokenSignedResponseAlg": "RS256",
-        "responseTypes": ["code", "id_token"]}
-    data["clients"]["other-ctype-client"] = {
-        "requirements": [{"cTypeHash": OTHER_CTYPE, "trustedAttesters": [],
-                          "requiredProperties": []}],
-        "redirectUrls": [f"{rp_url}/callback"], "clientSecret": SECRET}
-    path.write_text(yaml.safe_dump(data))
-    app = create_app(path, dev=True, instance_path=folder / "instance",
-                     wallet_path=provisioned["wallet"])
-    server.app = app
+    clients = {
+        "did-rp-client": {
+            "redirectUrls": [f"{did_rp_url}/callback", f"{did_rp_url}/callback/implicit"],
+            "clientSecret": SECRET, "idTokenSignedResponseAlg": "RS256",
+            "responseTypes": ["code", "id_token"]},
+        "other-ctype-client": {
+            "requirements": [{"cTypeHash": OTHER_CTYPE, "trustedAttesters": [],
+                              "requiredProperties": []}],
+            "redirectUrls": [f"{rp_url}/callback"], "clientSecret": SECRET}}
     rp.app = create_demo_app(url, "rp-client", SECRET, rp_url)
     did_rp.app = create_demo_app(url, "did-rp-client", SECRET, did_rp_url)
-    with serve_apps(server, rp, did_rp):
+    with serve_opendid(provisioned, tmp_path_factory.mktemp("dev-site"), server,
+                       [f"{rp_url}/callback", f"{rp_url}/callback/implicit"], rp, did_rp,
+                       dev=True, clients=clients):
         yield DevSite(url, rp_url, did_rp_url)
-    app.extensions["opendid"].chain.close()
 
 
 @pytest.fixture(scope="session")

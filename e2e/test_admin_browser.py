@@ -10,14 +10,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-import yaml
 from playwright.sync_api import Dialog, Page, expect
 from werkzeug.serving import BaseWSGIServer
 
-from conftest import bind_server, serve_apps, write_test_config
+from conftest import bind_server, serve_opendid
 from demo_rp.app import create_demo_app
 from e2e.conftest import shot
-from opendid.application import create_app
 
 
 @dataclass
@@ -33,17 +31,10 @@ def admin_site(provisioned: dict[str, Any],
     server, rp = bind_server(), bind_server()
     url = f"http://127.0.0.1:{server.server_port}"
     rp_url = f"http://127.0.0.1:{rp.server_port}"
-    folder = tmp_path_factory.mktemp("admin-site")
-    path = write_test_config(provisioned, folder / "config.yaml", url, [f"{rp_url}/callback"])
-    data = yaml.safe_load(path.read_text())
-    data["admin"] = {"enabled": True, "dids": [provisioned["user"]["did"]]}
-    path.write_text(yaml.safe_dump(data))
-    app = create_app(path, dev=True, instance_path=folder / "instance",
-                     wallet_path=provisioned["wallet"])
-    server.app = app
-    with serve_apps(server, rp):
+    with serve_opendid(provisioned, tmp_path_factory.mktemp("admin-site"), server,
+                       [f"{rp_url}/callback"], rp, dev=True,
+                       admin={"enabled": True, "dids": [provisioned["user"]["did"]]}):
         yield AdminSite(url, rp_url, rp)
-    app.extensions["opendid"].chain.close()
 
 
 def _admin_login(page: Page, site: AdminSite, did: str) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from flask import Flask, Response, g
 
-from opendid.config import Config, ConfigError, instance_folder, load_config
+from opendid.config import Config, ConfigError, any_attester, instance_folder, load_config
 from opendid.kilt.chain import ChainClient
 from opendid.oidc import revocation
 from opendid.private_files import ensure_private_file, open_private, tighten_dir
@@ -75,11 +75,10 @@ def _warn_any_attester(clients: list[ClientRecord]) -> None:
     """Clients added with `opendid clients add` are not in the config that production: true
     checks: a requirement of theirs without trusted attesters accepts self-attested credentials."""
     for client in clients:
-        if any(not r.get("trustedAttesters") for r in client.requirements):
+        for problem in any_attester(client.requirements):
             logging.getLogger(__name__).warning(
-                "PRODUCTION: client %s has a requirement without trusted attesters: ANY attester "
-                "passes, including one the user attested themselves; re-add it with "
-                "--trusted-attester", client.client_id)
+                "PRODUCTION: client %s: %s; re-add it with --trusted-attester", client.client_id,
+                problem)
 
 
 def _purge_interval(given: float | None) -> float:

@@ -20,7 +20,7 @@ from opendid.kilt.chain import ChainClient, resolve_endpoint
 from opendid.kilt.errors import ChainError, ChainUnavailable, InvalidDid
 from opendid.kilt.keys import sr25519_keypair
 from opendid.server import THREADS
-from opendid.store.clients import ClientRecord, ClientStore, hash_client_secret
+from opendid.store.clients import RESPONSE_TYPES, ClientRecord, ClientStore, hash_client_secret
 from opendid.store.db import Database
 
 
@@ -276,10 +276,17 @@ def clients_list(instance: Path | None) -> None:
               help="DID of an attester the client trusts (repeatable).")
 @click.option("--property", "properties", multiple=True,
               help="Credential property that must be disclosed (repeatable).")
+@click.option("--response-type", "response_types", multiple=True,
+              type=click.Choice(RESPONSE_TYPES),
+              help="A response type the client may ask for (repeatable; default: all three for "
+                   "OpenDID-style confidential clients, code for standard and public ones).")
+@click.option("--checks-directory", default=None,
+              help="Folder of *.cel login policies (compiled now; stored as an absolute path).")
 @INSTANCE_OPTION
 def clients_add(client_id: str, redirect_urls: tuple[str, ...], public: bool,
                 id_token_alg: str | None, ctype: str | None, attesters: tuple[str, ...],
-                properties: tuple[str, ...], instance: Path | None) -> None:
+                properties: tuple[str, ...], response_types: tuple[str, ...],
+                checks_directory: str | None, instance: Path | None) -> None:
     """Register a client; prints its generated secret once."""
     from urllib.parse import urlsplit
 
@@ -311,13 +318,31 @@ def clients_add(client_id: str, redirect_urls: tuple[str, ...], public: bool,
                        "including one the user attested themselves", err=True)
     elif attesters or properties:
         raise click.UsageError("--trusted-attester and --property need --ctype")
+    if len(set(response_types)) != len(response_types):
+        raise click.BadParameter("each response type once", param_hint="--response-type")
+    checks = None if checks_directory is None else _compiled_checks(checks_directory)
     secret = None if public else secrets.token_urlsafe(32)
     stored = None if secret is None else hash_client_secret(secret)  # only the hash is kept
     store.upsert(ClientRecord(client_id, stored, list(redirect_urls), requirements,
-                              id_token_alg), source="cli")
+                              id_token_alg, response_types=tuple(response_types) or None,
+                              checks_directory=checks), source="cli")
     click.echo(f"registered {client_id}")
     if secret:
         click.echo(f"client secret (shown once): {secret}")
+
+
+def _compiled_checks(value: str) -> str:
+    """A client's login policies, compiled now as config.yaml's are, so that a broken file is
+    an error here and not a refused login later; the folder as an absolute path (a relative
+    one is taken from the working directory)."""
+    from opendid.login.policies import PolicyError, policies_for, resolve_directory
+
+    try:
+        directory = resolve_directory(value)
+        policies_for(directory)
+    except PolicyError as exc:
+        raise click.BadParameter(str(exc), param_hint="--checks-directory") from None
+    return str(directory)
 
 
 @clients.command("remove")

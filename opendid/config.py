@@ -15,6 +15,7 @@ import logging
 import os
 import re
 import secrets
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,7 +32,7 @@ from pydantic import (
 from opendid.kilt.chain import resolve_endpoint
 from opendid.oidc.claims import DEFAULT_CLAIM_MAP, MAPPABLE_CLAIMS
 from opendid.private_files import write_private
-from opendid.store.clients import RESPONSE_TYPES
+from opendid.store.clients import RESPONSE_TYPES, ClientRecord
 
 KNOWN_WEAK_SECRETS = {
     "super-secret-jwt-secret",
@@ -127,6 +128,21 @@ class ClientConfig(_Model):
         if value is not None and len(set(value)) != len(value):
             raise ValueError("each response type once")
         return value
+
+    def record(self, client_id: str) -> ClientRecord:
+        """The store's record of this client (config.yaml's or an etcd record's)."""
+        return ClientRecord(
+            client_id=client_id,
+            client_secret=self.clientSecret,
+            redirect_urls=list(self.redirectUrls),
+            requirements=[r.model_dump() for r in self.requirements],
+            id_token_alg=self.idTokenSignedResponseAlg,
+            response_types=None if self.responseTypes is None else tuple(self.responseTypes),
+            refresh_requires_client_auth=self.refreshRequiresClientAuth,
+            post_logout_redirect_urls=list(self.postLogoutRedirectUrls),
+            claim_map=self.claimMap,
+            checks_directory=self.checksDirectory,
+        )
 
 
 class StoreConfig(_Model):
@@ -284,15 +300,19 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     try:
         config = Config.model_validate(raw)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        key = ".".join(str(p) for p in err["loc"])
-        raise ConfigError(f"{path}: key '{key}': {err['msg']}") from None
+        raise ConfigError(f"{path}: {validation_problem(exc)}") from None
     except ValueError as exc:
         raise ConfigError(f"{path}: {exc}") from None
     _check(config, path)
     for key in unknown_keys(raw, Config):
         log.warning("%s: unknown key '%s' is ignored (a typo?)", path, key)
     return config
+
+
+def validation_problem(exc: ValidationError) -> str:
+    """Pydantic's first error, named by its key: `key 'a.b': message` (one problem at a time)."""
+    err = exc.errors()[0]
+    return f"key '{'.'.join(str(p) for p in err['loc'])}': {err['msg']}"
 
 
 def unknown_keys(raw: Any, model: type[BaseModel], prefix: str = "") -> list[str]:
@@ -325,13 +345,14 @@ def _check(config: Config, path: Path) -> None:
     for client_id, client in config.clients.items():
         if client.checksDirectory is not None:
             client.checksDirectory = _check_policies(path, client_id, client.checksDirectory)
-        if not client.redirectUrls:
-            raise ConfigError(f"{path}: key 'clients.{client_id}.redirectUrls': list at least one")
+        try:
+            check_client(client, f"{path}: ", f"clients.{client_id}.", config.production)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
     if config.jwt.algorithm.startswith(("RS", "ES")) and "PRIVATE KEY" not in config.jwt.secretKey:
         raise ConfigError(
             f"{path}: key 'jwt.secretKey': {config.jwt.algorithm} needs a PEM private key"
         )
-    _check_attesters(config, path)
     if config.production:
         _check_production(config, path)
 
@@ -391,20 +412,37 @@ def _check_nacl_pair(config: Config, path: Path) -> None:
                           "session.naclSecretKey")
 
 
-def _check_attesters(config: Config, path: Path) -> None:
-    """An empty `trustedAttesters` accepts any attester, so a credential the user attested
-    with their own DID passes: refused with `production: true`, a warning otherwise."""
-    for client_id, client in config.clients.items():
-        for index, requirement in enumerate(client.requirements):
-            if requirement.trustedAttesters:
-                continue
-            key = f"clients.{client_id}.requirements.{index}.trustedAttesters"
-            problem = (f"{path}: key '{key}' is empty: any attester is accepted, so a "
-                       "self-attested credential passes")
-            if config.production:
-                raise ConfigError(f"{problem}; production: true refuses it: list the DIDs of "
-                                  "the attesters this client trusts")
-            log.warning("%s (refused with production: true)", problem)
+def any_attester(requirements: Sequence[Requirement | Mapping[str, Any]],
+                 key: str = "") -> list[str]:
+    """One problem per requirement whose `trustedAttesters` is empty: it accepts any attester,
+    so a credential the user attested with their own DID passes (`key`: the client's prefix)."""
+    problems = []
+    for index, requirement in enumerate(requirements):
+        attesters = requirement.trustedAttesters if isinstance(requirement, Requirement) \
+            else requirement.get("trustedAttesters")
+        if not attesters:
+            problems.append(f"key '{key}requirements.{index}.trustedAttesters' is empty: any "
+                            "attester is accepted, so a self-attested credential passes")
+    return problems
+
+
+def weak_client_secret(secret: str | None) -> bool:
+    """A default or short client secret (refused with production: true)."""
+    return secret is not None and (secret in KNOWN_WEAK_SECRETS or len(secret) < 16)
+
+
+def check_client(client: ClientConfig, where: str, key: str, production: bool) -> None:
+    """What every client defined as data (config.yaml, an etcd record) must pass, beyond its
+    types: a ValueError names `where` (the file, the record) and the key (`key`: the client's
+    prefix). A requirement that accepts any attester is refused with production: true and a
+    warning otherwise."""
+    if not client.redirectUrls:
+        raise ValueError(f"{where}key '{key}redirectUrls': list at least one")
+    for problem in any_attester(client.requirements, key):
+        if production:
+            raise ValueError(f"{where}{problem}; production: true refuses it: list the DIDs of "
+                             "the attesters this client trusts")
+        log.warning("%s%s (refused with production: true)", where, problem)
 
 
 def _check_production(config: Config, path: Path) -> None:
@@ -416,8 +454,7 @@ def _check_production(config: Config, path: Path) -> None:
     if config.session.naclSecretKey.lower() == SAMPLE_NACL_SECRET:
         problems.append("'session.naclSecretKey' is the public sample key")
     for client_id, client in config.clients.items():
-        secret = client.clientSecret
-        if secret is not None and (secret in KNOWN_WEAK_SECRETS or len(secret) < 16):
+        if weak_client_secret(client.clientSecret):
             problems.append(f"'clients.{client_id}.clientSecret' is a default or too short")
     if problems:
         raise ConfigError(f"{path}: production: true refuses weak secrets: " + "; ".join(problems))

@@ -98,18 +98,7 @@ def build_services(config: Config, instance: Path, dev: bool = False,
         checks=[compile_policies])
     clients = ClientRegistry(db, etcd)
     for client_id, client in config.clients.items():
-        clients.upsert(ClientRecord(
-            client_id=client_id,
-            client_secret=client.clientSecret,
-            redirect_urls=list(client.redirectUrls),
-            requirements=[r.model_dump() for r in client.requirements],
-            id_token_alg=client.idTokenSignedResponseAlg,
-            response_types=None if client.responseTypes is None else tuple(client.responseTypes),
-            refresh_requires_client_auth=client.refreshRequiresClientAuth,
-            claim_map=client.claimMap,
-            post_logout_redirect_urls=list(client.postLogoutRedirectUrls),
-            checks_directory=client.checksDirectory,
-        ))
+        clients.upsert(client.record(client_id))
     lifetime = max(config.jwt.accessTokenLifetime, config.jwt.refreshTokenLifetime)
     keyring = KeyRing(instance / "jwks.json", lifetime)
     chain = chain or ChainClient(config.chain_url, observer=metrics.CHAIN)

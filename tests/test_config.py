@@ -201,6 +201,59 @@ def test_clients_cli_adds_lists_and_removes_clients_the_server_uses(tmp_path):
     assert "shop" not in runner.invoke(main, ["clients", "list", *instance]).output
 
 
+def test_clients_cli_sets_response_types_and_compiled_checks_directory(tmp_path, monkeypatch):
+    from opendid.application import create_app
+    instance = ["--instance", str(tmp_path / "instance")]
+    checks = tmp_path / "checks"
+    checks.mkdir()
+    (checks / "email.cel").write_text('token.pro.Email.endsWith("@example.org")\n')
+    monkeypatch.chdir(tmp_path)  # a relative folder is taken from the working directory
+    added = CliRunner().invoke(main, ["clients", "add", "guarded", "--redirect-url",
+                                      "https://guarded.example/cb", "--response-type", "code",
+                                      "--response-type", "id_token token",
+                                      "--checks-directory", "checks", *instance])
+    assert added.exit_code == 0, added.output
+    app = create_app(SAMPLE, instance_path=tmp_path / "instance")
+    client = app.extensions["opendid"].clients.get("guarded")
+    assert client.response_types == ("code", "id_token token")
+    assert client.checks_directory == str(checks.resolve())
+    web = app.test_client()
+    query = "/api/v1/authorize?client_id=guarded&redirect_uri=https://guarded.example/cb&state=s"
+    assert web.get(query + "&response_type=code").status_code == 302
+    refused = web.get(query + "&response_type=id_token&nonce=n")  # not listed: refused
+    assert refused.status_code == 302 and "error=unauthorized_client" in \
+        refused.headers["Location"]
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--checks-directory", "broken"], "email.cel"),
+    (["--checks-directory", "missing"], "no such folder"),
+    (["--checks-directory", "empty"], "holds no *.cel policy"),
+    (["--response-type", "token"], "Invalid value for '--response-type'"),
+    (["--response-type", "code", "--response-type", "code"], "each response type once"),
+])
+def test_clients_cli_refuses_bad_response_types_and_checks_and_stores_nothing(
+        tmp_path, monkeypatch, options, message):
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "email.cel").write_text("token.pro.Email.endsWith(")
+    (tmp_path / "empty").mkdir()
+    monkeypatch.chdir(tmp_path)
+    instance = ["--instance", str(tmp_path / "instance")]
+    runner = CliRunner()
+    refused = runner.invoke(main, ["clients", "add", "bad", "--redirect-url",
+                                   "https://bad.example/cb", *options, *instance])
+    assert refused.exit_code == 2 and message in refused.output, refused.output
+    assert "bad" not in runner.invoke(main, ["clients", "list", *instance]).output
+
+
+def test_an_etcd_key_loads(tmp_path):
+    """A config naming etcd starts (the etcd watcher serves its clients)."""
+    data = sample()
+    data["etcd"] = {"endpoints": ["127.0.0.1:2379"], "username": "u", "password": "p"}
+    config = load_config(write(tmp_path, data))
+    assert config.etcd is not None and config.etcd.endpoints == ["127.0.0.1:2379"]
+
+
 def _start_app(instance: str) -> str:
     from opendid.application import create_app
     try:
@@ -267,4 +320,4 @@ def test_production_start_warns_of_cli_clients_without_trusted_attesters(tmp_pat
                                       *instance])
     assert added.exit_code == 0, added.output
     create_app(write(tmp_path, production_sample()), instance_path=tmp_path / "instance")
-    assert "client lax has a requirement without trusted attesters" in caplog.text
+    assert "client lax: key 'requirements.0.trustedAttesters' is empty" in caplog.text

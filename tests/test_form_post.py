@@ -25,10 +25,8 @@ from conftest import (
     SECRET,
     STANDARD_REDIRECT,
     bind_server,
-    serve_apps,
-    write_test_config,
+    serve_opendid,
 )
-from opendid.application import create_app
 from opendid.devtools.login_driver import LoginDriver
 from opendid.web.respond import csp_origin
 
@@ -316,23 +314,18 @@ def catcher(provisioned: dict[str, Any],
     server, rp = bind_server(), bind_server()
     url = f"http://127.0.0.1:{server.server_port}"
     rp_url = f"http://127.0.0.1:{rp.server_port}"
-    folder = tmp_path_factory.mktemp("form-post")
-    config = write_test_config(provisioned, folder / "config.yaml", url,
-                               [f"{rp_url}/cb?tenant=1"])
-    app = create_app(config, instance_path=folder / "instance")
     posts: list[dict[str, list[str]]] = []
-    rp_app = Flask("catcher")
+    rp.app = Flask("catcher")
 
-    @rp_app.post("/cb")
+    @rp.app.post("/cb")
     def received() -> str:
         posts.append({**parse_qs(request.query_string.decode()),
                       **{k: request.form.getlist(k) for k in request.form}})
         return "received"
 
-    server.app, rp.app = app, rp_app
-    with serve_apps(server, rp):
+    with serve_opendid(provisioned, tmp_path_factory.mktemp("form-post"), server,
+                       [f"{rp_url}/cb?tenant=1"], rp):
         yield Catcher(rp_url, posts, url)
-    app.extensions["opendid"].chain.close()
 
 
 @pytest.mark.parametrize("scripts", [True, False])

@@ -330,11 +330,13 @@ def test_response_types_config_key_is_checked(tmp_path, types, message):
 
 
 def test_client_store_adds_its_new_columns_to_an_existing_database(tmp_path):
-    """A database made before `responseTypes` existed keeps working, with the defaults."""
+    """A database made before `responseTypes`, `one_time.owner` and `tokens.issued_at` existed
+    keeps working, with the defaults."""
     import sqlite3
 
     from opendid.store.clients import ClientStore
     from opendid.store.db import Database
+    from opendid.store.grants import GrantStore
     path = tmp_path / "old.db"
     old = sqlite3.connect(path)
     old.execute("CREATE TABLE clients (client_id TEXT PRIMARY KEY, client_secret TEXT, "
@@ -342,11 +344,21 @@ def test_client_store_adds_its_new_columns_to_an_existing_database(tmp_path):
                 "source TEXT NOT NULL)")
     old.execute("INSERT INTO clients VALUES ('old', 's', ?, '[]', 'RS256', 'cli')",
                 ('["https://x/cb"]',))
+    old.execute("CREATE TABLE one_time (kind TEXT NOT NULL, key TEXT NOT NULL, "
+                "value TEXT NOT NULL, expires_at REAL NOT NULL, PRIMARY KEY (kind, key))")
+    old.execute("CREATE TABLE tokens (token_hash TEXT PRIMARY KEY, kind TEXT NOT NULL, "
+                "grant_id TEXT NOT NULL, client_id TEXT NOT NULL, data TEXT NOT NULL, "
+                "expires_at REAL NOT NULL, revoked INTEGER NOT NULL DEFAULT 0)")
     old.commit()
     old.close()
-    client = ClientStore(Database(path)).get("old")
+    db = Database(path)
+    client = ClientStore(db).get("old")
     assert client is not None and client.allowed_response_types == ("code",)
     assert client.refresh_needs_client_auth
+    GrantStore(db)
+    columns = {table: {row[1] for row in db.connect().execute(f"PRAGMA table_info({table})")}
+               for table in ("one_time", "tokens")}
+    assert "owner" in columns["one_time"] and "issued_at" in columns["tokens"]
 
 
 def test_racing_code_redemptions_one_wins_and_the_reuse_revokes_its_tokens(driver):

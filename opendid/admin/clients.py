@@ -3,10 +3,7 @@ each change is validated whole, checked on chain, saved, and written to the audi
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import sqlite3
-from collections.abc import Iterator
 
 from opendid.admin import audit
 from opendid.admin.forms import ClientForm, FormErrors, Saved, check_on_chain, generate_secret
@@ -14,6 +11,7 @@ from opendid.admin.forms import validate as validate_form
 from opendid.admin.login import ADMIN_CLIENT_ID
 from opendid.kilt.chain import ChainClient
 from opendid.store.clients import ClientRecord, ClientStore, hash_client_secret
+from opendid.store.db import write_transaction
 
 EDITABLE_SOURCES = ("cli", "admin")
 ADMIN_SOURCE = "admin"
@@ -31,19 +29,6 @@ class NotFound(Exception):
 def where(source: str | None) -> str:
     """Where a client is defined, in words."""
     return WHERE.get(source or "", source or "unknown")
-
-
-@contextlib.contextmanager
-def _write_lock(conn: sqlite3.Connection) -> Iterator[None]:
-    """BEGIN IMMEDIATE: SQLite's write lock, taken at once, so check-then-write is atomic
-    across threads and worker processes (the store's own writes nest as savepoints)."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
 
 
 class ClientAdmin:
@@ -67,7 +52,8 @@ class ClientAdmin:
         if form.client_id == ADMIN_CLIENT_ID or self.clients.source(form.client_id) is not None:
             raise self._exists(form.client_id)
         check_on_chain(self.chain, saved.record)
-        with _write_lock(self.clients.db.connect()):
+        # the store's own writes nest inside as savepoints
+        with write_transaction(self.clients.db.connect()):
             if self.clients.source(form.client_id) is not None:
                 raise self._exists(form.client_id)
             self.clients.upsert(saved.record, source=ADMIN_SOURCE)

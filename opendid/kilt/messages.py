@@ -16,6 +16,7 @@ from opendid.kilt.credentials import Presentation
 from opendid.kilt.crypto import box_decrypt, box_encrypt
 from opendid.kilt.encoding import from_hex, to_hex
 from opendid.kilt.errors import InvalidHex, InvalidMessage
+from opendid.kilt.jsondepth import json_depth
 
 MAX_PRESENTATIONS = 10
 MAX_JSON_DEPTH = 64
@@ -103,14 +104,8 @@ def open_json(envelope: EncryptedMessage, our_secret: bytes, their_public: bytes
 
 def check_depth(value: object, limit: int = MAX_JSON_DEPTH) -> None:
     """Refuse JSON nested deeper than any real message (it would only exhaust the stack later)."""
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, (dict, list)):
-            if depth > limit:
-                raise InvalidMessage(f"message is nested deeper than {limit} levels")
-            stack.extend((child, depth + 1)
-                         for child in (item.values() if isinstance(item, dict) else item))
+    if json_depth(value, limit) > limit:
+        raise InvalidMessage(f"message is nested deeper than {limit} levels")
 
 
 def parse_submit_credential(data: object) -> SubmitCredentialMessage:

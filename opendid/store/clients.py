@@ -6,11 +6,10 @@ import hashlib
 import hmac
 import json
 import logging
-import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
-from opendid.store.db import Database
+from opendid.store.db import Database, add_columns
 
 log = logging.getLogger(__name__)
 
@@ -79,19 +78,7 @@ class ClientRecord:
 class ClientStore:
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._add_columns()
-
-    def _add_columns(self) -> None:
-        conn = self.db.connect()
-        have = {row[1] for row in conn.execute("PRAGMA table_info(clients)")}
-        for name, declaration in ADDED_COLUMNS.items():
-            if name in have:
-                continue
-            try:
-                conn.execute(f"ALTER TABLE clients ADD COLUMN {name} {declaration}")
-            except sqlite3.OperationalError as exc:  # another process added it meanwhile
-                if "duplicate column" not in str(exc):
-                    raise
+        add_columns(self.db.connect(), "clients", ADDED_COLUMNS)
 
     def upsert(self, client: ClientRecord, source: str = "config") -> None:
         types = client.response_types

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import sqlite_utils
@@ -74,6 +76,19 @@ def secure_sqlite_file(path: Path) -> None:
             ensure_private_file(side)
 
 
+@contextmanager
+def write_transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """BEGIN IMMEDIATE: SQLite's write lock, taken at once, so check-then-write is atomic across
+    threads and worker processes; any exception rolls the whole block back."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
 class Connections:
     """One SQLite connection per thread (and per process: never used across a fork), WAL mode;
     safe to create before gunicorn forks."""
@@ -118,11 +133,19 @@ class Database(Connections):
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
-    """Columns added since the first release (SQLite has no ADD COLUMN IF NOT EXISTS)."""
-    columns = {row[1] for row in conn.execute("PRAGMA table_info(one_time)")}
-    if "owner" not in columns:
+    """Columns added since the first release."""
+    add_columns(conn, "one_time", {"owner": "TEXT"})
+
+
+def add_columns(conn: sqlite3.Connection, table: str, columns: dict[str, str]) -> None:
+    """Add the columns (name: declaration) a table made by an older version lacks (SQLite has
+    no ADD COLUMN IF NOT EXISTS); another process adding one first is fine."""
+    have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+    for name, declaration in columns.items():
+        if name in have:
+            continue
         try:
-            conn.execute("ALTER TABLE one_time ADD COLUMN owner TEXT")
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declaration}")
         except sqlite3.OperationalError as exc:  # another process added it first
             if "duplicate column" not in str(exc):
                 raise

@@ -107,7 +107,7 @@ def client_id_of(key: bytes) -> str:
 def parse_record(client_id: str, value: bytes, production: bool) -> ClientRecord:
     """The original's JSON (`requirements`, `redirectUrls`, `clientSecret`, `checksDirectory`,
     and this project's per-client keys), checked as a config.yaml client is."""
-    from opendid.config import ClientConfig
+    from opendid.config import ClientConfig, check_client, validation_problem, weak_client_secret
 
     try:
         raw = json.loads(value)
@@ -118,35 +118,15 @@ def parse_record(client_id: str, value: bytes, production: bool) -> ClientRecord
     try:
         client = ClientConfig.model_validate(raw)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
-        raise RecordError(f"client {client_id}: key '{where}': {err['msg']}") from None
-    if not client.redirectUrls:
-        raise RecordError(f"client {client_id}: key 'redirectUrls': list at least one")
-    if any(not r.trustedAttesters for r in client.requirements):
-        if production:
-            raise RecordError(f"client {client_id}: a requirement without trustedAttesters "
-                              "accepts self-attested credentials; production: true refuses it")
-        log.warning("etcd client %s: a requirement without trustedAttesters accepts any "
-                    "attester (refused with production: true)", client_id)
-    if production and client.clientSecret is not None:
-        from opendid.config import KNOWN_WEAK_SECRETS
-
-        if client.clientSecret in KNOWN_WEAK_SECRETS or len(client.clientSecret) < 16:
-            raise RecordError(f"client {client_id}: 'clientSecret' is a default or too short; "
-                              "production: true refuses it")
-    return ClientRecord(
-        client_id=client_id,
-        client_secret=client.clientSecret,
-        redirect_urls=list(client.redirectUrls),
-        requirements=[r.model_dump() for r in client.requirements],
-        id_token_alg=client.idTokenSignedResponseAlg,
-        response_types=None if client.responseTypes is None else tuple(client.responseTypes),
-        refresh_requires_client_auth=client.refreshRequiresClientAuth,
-        post_logout_redirect_urls=list(client.postLogoutRedirectUrls),
-        claim_map=client.claimMap,
-        checks_directory=client.checksDirectory,
-    )
+        raise RecordError(f"client {client_id}: {validation_problem(exc)}") from None
+    try:
+        check_client(client, f"etcd client {client_id}: ", "", production)
+    except ValueError as exc:
+        raise RecordError(str(exc)) from None
+    if production and weak_client_secret(client.clientSecret):
+        raise RecordError(f"client {client_id}: 'clientSecret' is a default or too short; "
+                          "production: true refuses it")
+    return client.record(client_id)
 
 
 # -- connecting ---------------------------------------------------------------------------------

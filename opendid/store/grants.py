@@ -16,12 +16,10 @@ import hashlib
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from opendid.store.db import Database
+from opendid.store.db import Database, add_columns, write_transaction
 
 # tokens.revoked: a token is live, revoked (with its grant), or rotated (a refresh token that
 # was exchanged for a new one; seeing it again is a reuse).
@@ -72,24 +70,13 @@ class _Refused(Exception):
     """Rolls a transaction back."""
 
 
-@contextmanager
-def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    """BEGIN IMMEDIATE: takes the write lock at once, so check-and-write is atomic."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-
-
 class GrantStore:
     def __init__(self, db: Database) -> None:
         self.db = db
         conn = self.db.connect()
         conn.executescript(SCHEMA)
-        _add_issued_at(conn)
+        # `tokens.issued_at` (introspection's `iat`), added after the first release
+        add_columns(conn, "tokens", {"issued_at": "REAL"})
 
     # -- codes ----------------------------------------------------------------------------------
 
@@ -114,7 +101,7 @@ class GrantStore:
         conn = self.db.connect()
         now = time.time()
         try:
-            with _transaction(conn):
+            with write_transaction(conn):
                 cursor = conn.execute(
                     "UPDATE codes SET used_at = ? WHERE code_hash = ? AND grant_id = ? "
                     "AND used_at IS NULL AND expires_at >= ?", (now, digest(code), grant_id, now))
@@ -191,7 +178,7 @@ class GrantStore:
         (False: `old` is no longer live, nothing changed)."""
         conn = self.db.connect()
         try:
-            with _transaction(conn):
+            with write_transaction(conn):
                 cursor = conn.execute(
                     "UPDATE tokens SET revoked = ? WHERE token_hash = ? AND kind = ? "
                     "AND grant_id = ? AND revoked = ? AND expires_at >= ?",
@@ -210,7 +197,7 @@ class GrantStore:
         the number of tokens revoked."""
         conn = self.db.connect()
         now = time.time()
-        with _transaction(conn):
+        with write_transaction(conn):
             conn.execute("DELETE FROM revoked_grants WHERE expires_at < ?", (now,))
             conn.execute("INSERT OR REPLACE INTO revoked_grants (grant_id, expires_at) "
                          "VALUES (?, ?)", (grant_id, now + REVOKED_GRANT_TTL))
@@ -230,15 +217,3 @@ class GrantStore:
             "DELETE FROM tokens WHERE rowid IN "
             "(SELECT rowid FROM tokens WHERE expires_at < ? LIMIT ?)", (now, limit))
         return codes.rowcount + tokens.rowcount
-
-
-def _add_issued_at(conn: sqlite3.Connection) -> None:
-    """`tokens.issued_at` (introspection's `iat`), added after the first release."""
-    columns = {row[1] for row in conn.execute("PRAGMA table_info(tokens)")}
-    if "issued_at" in columns:
-        return
-    try:
-        conn.execute("ALTER TABLE tokens ADD COLUMN issued_at REAL")
-    except sqlite3.OperationalError as exc:  # another process added it first
-        if "duplicate column" not in str(exc):
-            raise

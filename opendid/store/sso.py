@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from opendid.login.identity import Identity
-from opendid.store.db import Database
+from opendid.store.db import Database, write_transaction
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sso_sessions (
@@ -110,8 +110,7 @@ class SsoStore:
         new_id = secrets.token_urlsafe(32)
         conn = self.db.connect()
         old_key = session_key(previous_id) if previous_id else None
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with write_transaction(conn):
             kept: list[dict[str, Any]] = []
             if old_key is not None:
                 row = conn.execute(
@@ -127,10 +126,6 @@ class SsoStore:
                 "VALUES (?, ?, ?, ?, ?)",
                 (session_key(new_id), identity.did, identity.auth_time, json.dumps(data),
                  identity.auth_time + lifetime))
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         return new_id
 
     def end(self, session_id: str | None) -> SsoSession | None:

@@ -17,6 +17,8 @@ from typing import Any
 
 from flask.json.provider import DefaultJSONProvider
 
+from opendid.kilt.jsondepth import json_depth
+
 MAX_DEPTH = 64
 
 
@@ -38,30 +40,6 @@ def _check_text(text: str) -> None:
         raise ValueError("JSON string with an unpaired surrogate") from None
 
 
-def depth(value: Any) -> int:
-    """Nesting depth of a parsed JSON value (a scalar is 0), without recursion; ValueError for
-    a string (or key) with an unpaired surrogate."""
-    deepest, stack = 0, [(value, 0)]
-    while stack:
-        item, level = stack.pop()
-        if isinstance(item, str):
-            _check_text(item)
-            continue
-        if isinstance(item, dict):
-            for key in item:
-                _check_text(key)
-            children: Any = item.values()
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
-        deepest = max(deepest, level + 1)
-        if deepest > MAX_DEPTH:
-            break
-        stack.extend((child, level + 1) for child in children)
-    return deepest
-
-
 def loads(data: str | bytes) -> Any:
     """Parse JSON strictly; ValueError for anything malformed, too deep or not finite."""
     try:
@@ -70,7 +48,7 @@ def loads(data: str | bytes) -> Any:
         raise ValueError(f"JSON nested deeper than {MAX_DEPTH} levels") from None
     except UnicodeDecodeError as exc:  # a ValueError already; say what it is
         raise ValueError(f"JSON body is not UTF-8: {exc.reason}") from None
-    if depth(value) > MAX_DEPTH:
+    if json_depth(value, MAX_DEPTH, _check_text) > MAX_DEPTH:
         raise ValueError(f"JSON nested deeper than {MAX_DEPTH} levels")
     return value
 
