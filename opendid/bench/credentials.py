@@ -28,8 +28,9 @@ def prepared(server: Any) -> tuple[LoginDriver, dict[str, Any]]:
     driver.fetch_request()
     assert driver.wallet_session is not None and driver.credential_challenge is not None
     held = driver.wallet.matching(driver.wallet_session.requirements)[0]
-    return driver, driver.wallet.submit(driver.wallet_session, held,
-                                        driver.credential_challenge)
+    envelope = driver.wallet.submit(driver.wallet_session, held, driver.credential_challenge)
+    driver.http.close()  # the server closes idle keep-alive connections while others prepare
+    return driver, envelope
 
 
 def bench_credentials(total: int, concurrency: int, workers: int,
