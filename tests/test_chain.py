@@ -135,6 +135,30 @@ def test_a_new_connection_keeps_the_type_registry_of_its_runtime(chain_url, prov
     client.close()
 
 
+def test_unchanged_storage_bytes_are_decoded_once_changed_ones_again(chain_url, provisioned,
+                                                                      vectors, monkeypatch):
+    """Reads always go to the node; only the decoding of byte-identical values is reused."""
+    client = ChainClient(chain_url, timeout=30)
+    user = parse_full_did(provisioned["user"]["did"])
+    decoded = []
+    original = StorageKey.decode_scale_value
+
+    def counting(self, data=None):
+        decoded.append(self.value_scale_type)
+        return original(self, data)
+
+    monkeypatch.setattr(StorageKey, "decode_scale_value", counting)
+    first, second = client.did(user), client.did(user)
+    assert first == second and len(decoded) == 1
+    record = vectors["chain-storage"]["entries"]["didAttester"]
+    with client.substrate() as conn:
+        key = client._key(conn, "Did", "Did", user.address)
+        other = client._decoded(int(conn.runtime_version), key, record["scale"])
+    assert len(decoded) == 2  # other bytes: decoded, not taken from the user's document
+    assert did_document_from_storage(parse_full_did(record["args"][0]), other) != first
+    client.close()
+
+
 def test_login_records_are_one_round_trip(chain, provisioned):
     user = parse_full_did(provisioned["user"]["did"])
     root = provisioned["credentials"]["trusted"]["rootHash"]
