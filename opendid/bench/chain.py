@@ -26,7 +26,7 @@ def timed(fn: Callable[[], Any], runs: int) -> list[float]:
 
 
 def bench_chain(runs: int) -> None:
-    with dev_chain() as url, tempfile.TemporaryDirectory() as tmp:
+    with dev_chain() as (url, _), tempfile.TemporaryDirectory() as tmp:
         client = ChainClient(url)
         state = provision(client, Path(tmp), Identities.fresh(), "http://localhost:3001",
                           ["http://localhost:1606/callback"])

@@ -13,16 +13,15 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from opendid.bench.logins import cpu_seconds
-from opendid.bench.server import bench_server, children, percentile
+from opendid.bench.logins import code_request, cpu_seconds
+from opendid.bench.server import BenchServer, bench_server, children, percentile
 from opendid.devtools.login_driver import LoginDriver
 
 
-def prepared(server: Any) -> tuple[LoginDriver, dict[str, Any]]:
+def prepared(server: BenchServer) -> tuple[LoginDriver, dict[str, Any]]:
     """A login waiting for the wallet's credential, and the wallet's encrypted answer."""
     driver = LoginDriver(server.issuer, server.wallet, server.chain)
-    started = driver.authorize(client_id=server.client_id, redirect_uri=server.redirect,
-                               response_type="code", scope="openid", state="s", nonce="n")
+    started = driver.authorize(**code_request(server))
     assert started.status_code == 302, started.text
     assert driver.open_session().status_code == 200
     driver.fetch_request()

@@ -48,10 +48,15 @@ def endpoint_name(method: str, url: str) -> str:
     return f"{method} {path}"
 
 
+def code_request(server: BenchServer) -> dict[str, str]:
+    """The authorization request every benchmarked login makes."""
+    return {"client_id": server.client_id, "redirect_uri": server.redirect,
+            "response_type": "code", "scope": "openid", "state": "s", "nonce": "n"}
+
+
 def code_login(server: BenchServer, driver: LoginDriver) -> None:
     """authorize -> challenge x2 -> credentials x2 -> token; AssertionError on any failure."""
-    code = driver.login(client_id=server.client_id, redirect_uri=server.redirect,
-                        response_type="code", scope="openid", state="s", nonce="n")["code"]
+    code = driver.login(**code_request(server))["code"]
     response = driver.token(grant_type="authorization_code", code=code,
                             redirect_uri=server.redirect, client_id=server.client_id,
                             client_secret=server.secret)

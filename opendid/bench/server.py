@@ -25,18 +25,15 @@ from opendid.kilt.chain import ChainClient
 
 
 @contextlib.contextmanager
-def dev_chain() -> Iterator[str]:
+def dev_chain() -> Iterator[tuple[str, int | None]]:
+    """The chain's URL, and its node's pid when the bench started it ($OPENDID_CHAIN_URL: a
+    running chain, no pid)."""
     url = os.environ.get("OPENDID_CHAIN_URL")
     if url:
-        yield url
+        yield url, None
         return
     with DevChain() as chain:
-        assert chain.process is not None
-        CHAIN_PIDS[chain.url] = chain.process.pid
-        yield chain.url
-
-
-CHAIN_PIDS: dict[str, int] = {}  # the dev chain process started for a URL (none when given)
+        yield chain.url, chain.process.pid if chain.process else None
 
 
 @dataclass
@@ -76,7 +73,7 @@ def bench_server(workers: int, server_log: str | None = None, server_cpus: str |
     """OpenDID under gunicorn on a provisioned dev chain. With `proxy` its chain connection
     goes through a TcpProxy the caller can cut; with `redis` its state is in a fresh Redis."""
     pinned = cpus(server_cpus)
-    with dev_chain() as url, tempfile.TemporaryDirectory() as tmp:
+    with dev_chain() as (url, chain_pid), tempfile.TemporaryDirectory() as tmp:
         # provisioning waits for each block: on a busy machine that takes longer than a read
         client = ChainClient(url, timeout=PROVISIONING_TIMEOUT)
         port = free_port()
@@ -110,7 +107,7 @@ def bench_server(workers: int, server_log: str | None = None, server_cpus: str |
                 time.sleep(0.3)
             yield BenchServer(issuer, redirect, state["client"]["id"], state["client"]["secret"],
                               Wallet.load(state["wallet"]), client, server, chain_proxy, store,
-                              CHAIN_PIDS.get(url))
+                              chain_pid)
         finally:
             server.terminate()
             server.wait(timeout=30)
