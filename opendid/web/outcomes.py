@@ -55,7 +55,9 @@ def _shown(client_id: str | None) -> str:
 
 
 def _client_label(client_id: str | None) -> str:
-    configured = bool(client_id) and services().clients.source(client_id or "") == "config"
+    """config.yaml's clients are upserted at start and win over every other source, so the
+    config names them without a store query on the login path."""
+    configured = bool(client_id) and client_id in services().config.clients
     return metrics.client_label(client_id, configured)
 
 
