@@ -13,6 +13,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from opendid.bench.http import LightSession
 from opendid.bench.logins import code_request, cpu_seconds
 from opendid.bench.server import BenchServer, bench_server, children, percentile
 from opendid.devtools.login_driver import LoginDriver
@@ -20,7 +21,7 @@ from opendid.devtools.login_driver import LoginDriver
 
 def prepared(server: BenchServer) -> tuple[LoginDriver, dict[str, Any]]:
     """A login waiting for the wallet's credential, and the wallet's encrypted answer."""
-    driver = LoginDriver(server.issuer, server.wallet, server.chain)
+    driver = LoginDriver(server.issuer, server.wallet, server.chain, http=LightSession())
     started = driver.authorize(**code_request(server))
     assert started.status_code == 302, started.text
     assert driver.open_session().status_code == 200

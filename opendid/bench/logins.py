@@ -16,10 +16,8 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
-import requests
-
+from opendid.bench.http import LightSession
 from opendid.bench.server import (
     BenchServer,
     bench_server,
@@ -96,15 +94,14 @@ def bench_logins(total: int, concurrency: int, workers: int, server_log: str | N
         by_endpoint: dict[str, list[float]] = {}
         lock = threading.Lock()
 
-        def record(response: requests.Response, *args: Any, **kwargs: Any) -> None:
-            name = endpoint_name(response.request.method or "", response.request.url or "")
+        def record(method: str, path: str, milliseconds: float) -> None:
             with lock:
-                by_endpoint.setdefault(name, []).append(response.elapsed.total_seconds() * 1000)
+                by_endpoint.setdefault(endpoint_name(method, path), []).append(milliseconds)
 
         def one_login(_: int) -> float:
             started = time.perf_counter()
-            driver = LoginDriver(server.issuer, server.wallet, server.chain)
-            driver.http.hooks["response"].append(record)
+            driver = LoginDriver(server.issuer, server.wallet, server.chain,
+                                 http=LightSession(record))
             code_login(server, driver)
             driver.http.close()
             return (time.perf_counter() - started) * 1000
