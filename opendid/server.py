@@ -15,6 +15,7 @@ import datetime
 import gc
 import logging
 import os
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +32,27 @@ KEEPALIVE = 5  # seconds an idle client connection stays open
 
 
 class RedactingLogger(Logger):  # type: ignore[misc]
-    """gunicorn's logger with token-bearing values redacted, for any access_log_format."""
+    """gunicorn's logger with token-bearing values redacted, for any access_log_format.
+
+    An access line is formatted from only the atoms its format names: gunicorn's own logger
+    builds every atom (each request and response header, every environ variable) for each
+    line, about a tenth of a worker's CPU under load."""
 
     def setup(self, cfg: Any) -> None:
         super().setup(cfg)
+        self.access_format: str = cfg.access_log_format
         for logger in (self.error_log, self.access_log):
             logger.addFilter(RedactingFilter())
+
+    def access(self, resp: Any, req: Any, environ: dict[str, Any],
+               request_time: datetime.timedelta) -> None:
+        if not self.access_log_enabled:
+            return
+        try:
+            line = self.access_format % LazyAtoms(self, resp, req, environ, request_time)
+            self.access_log.info("%s", line)
+        except Exception:
+            self.error(traceback.format_exc())
 
     def atoms(self, resp: Any, req: Any, environ: dict[str, Any],
               request_time: datetime.timedelta) -> dict[str, Any]:
@@ -48,6 +64,60 @@ class RedactingLogger(Logger):  # type: ignore[misc]
         if isinstance(location, str):
             atoms["{location}o"] = redact_location(location)
         return atoms
+
+
+class LazyAtoms(dict[str, Any]):
+    """gunicorn's atoms (same names, values and quoting as its SafeAtoms), each computed when
+    the format asks for it; the common ones directly, any other from the full set."""
+
+    def __init__(self, logger: RedactingLogger, resp: Any, req: Any, environ: dict[str, Any],
+                 request_time: datetime.timedelta) -> None:
+        super().__init__()
+        self.logger, self.resp, self.req, self.environ = logger, resp, req, environ
+        self.request_time = request_time
+        self.full: dict[str, Any] | None = None
+
+    def __missing__(self, key: str) -> Any:
+        name = key.lower() if key.startswith("{") else key
+        value = self._common(name)
+        if value is None:
+            if self.full is None:
+                self.full = self.logger.atoms(self.resp, self.req, self.environ,
+                                              self.request_time)
+            value = self.full.get(name, "-")
+        if isinstance(value, str):
+            value = value.replace('"', '\\"')
+        self[key] = value
+        return value
+
+    def _common(self, name: str) -> Any:
+        environ, resp = self.environ, self.resp
+        if name == "h":
+            return environ.get("REMOTE_ADDR", "-")
+        if name == "l":
+            return "-"
+        if name == "u":
+            return self.logger._get_user(environ) or "-"
+        if name == "t":
+            return self.logger.now()
+        if name == "r":
+            return (f"{environ['REQUEST_METHOD']} {environ['RAW_URI']} "
+                    f"{environ['SERVER_PROTOCOL']}")
+        if name == "s":
+            status = resp.status
+            return status.split(None, 1)[0] if isinstance(status, str) else status
+        if name == "b":
+            sent = getattr(resp, "sent", None)
+            return str(sent) if sent is not None else "-"
+        if name == "f":
+            return environ.get("HTTP_REFERER", "-")
+        if name == "a":
+            return environ.get("HTTP_USER_AGENT", "-")
+        if name == "M":
+            return self.request_time // datetime.timedelta(milliseconds=1)
+        if name == "D":
+            return self.request_time // datetime.timedelta(microseconds=1)
+        return None
 
 
 class OpenDidServer(BaseApplication):  # type: ignore[misc]
