@@ -1,4 +1,4 @@
-"""`python -m opendid.bench chain | logins | credentials | faults` (see `--help` of each)."""
+"""`python -m opendid.bench chain | logins | credentials | endpoints | faults` (see `--help`)."""
 
 from __future__ import annotations
 
@@ -30,6 +30,9 @@ def main() -> None:
     creds.add_argument("-k", "--concurrency", type=int, default=32)
     creds.add_argument("-w", "--workers", type=int, default=2)
     creds.add_argument("-t", "--threads", type=int, default=None)
+    endpoints = sub.add_parser("endpoints", help="the app's CPU per endpoint, in process")
+    endpoints.add_argument("-n", "--logins", type=int, default=200, help="logins per round")
+    endpoints.add_argument("-r", "--rounds", type=int, default=5)
     faults = sub.add_parser("faults", help="load with the chain (and Redis) cut mid-run")
     faults.add_argument("--duration", type=float, default=300.0, help="seconds of load")
     faults.add_argument("--outage", type=float, default=60.0, help="seconds the chain is cut")
@@ -53,6 +56,10 @@ def main() -> None:
         from opendid.bench.credentials import bench_credentials
 
         bench_credentials(args.total, args.concurrency, args.workers, args.threads)
+    elif args.what == "endpoints":
+        from opendid.bench.endpoints import bench_endpoints
+
+        bench_endpoints(args.logins, args.rounds)
     else:
         from opendid.bench.faults import bench_faults
 

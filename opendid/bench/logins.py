@@ -19,6 +19,7 @@ from pathlib import Path
 
 from opendid.bench.http import LightSession
 from opendid.bench.server import (
+    BenchInstance,
     BenchServer,
     bench_server,
     children,
@@ -46,13 +47,13 @@ def endpoint_name(method: str, url: str) -> str:
     return f"{method} {path}"
 
 
-def code_request(server: BenchServer) -> dict[str, str]:
+def code_request(server: BenchServer | BenchInstance) -> dict[str, str]:
     """The authorization request every benchmarked login makes."""
     return {"client_id": server.client_id, "redirect_uri": server.redirect,
             "response_type": "code", "scope": "openid", "state": "s", "nonce": "n"}
 
 
-def code_login(server: BenchServer, driver: LoginDriver) -> None:
+def code_login(server: BenchServer | BenchInstance, driver: LoginDriver) -> None:
     """authorize -> challenge x2 -> credentials x2 -> token; AssertionError on any failure."""
     code = driver.login(**code_request(server))["code"]
     response = driver.token(grant_type="authorization_code", code=code,

@@ -66,18 +66,32 @@ def cpus(text: str | None) -> set[int] | None:
 PROVISIONING_TIMEOUT = 30.0
 
 
+@dataclass
+class BenchInstance:
+    """A provisioned OpenDID instance folder, not yet served."""
+
+    config: Path
+    instance: Path
+    issuer: str
+    redirect: str
+    client_id: str
+    secret: str
+    wallet: Wallet
+    chain: ChainClient
+    chain_pid: int | None
+    proxy: TcpProxy | None
+    redis: RedisServer | None
+
+
 @contextlib.contextmanager
-def bench_server(workers: int, server_log: str | None = None, server_cpus: str | None = None,
-                 proxy: bool = False, redis: bool = False,
-                 threads: int | None = None) -> Iterator[BenchServer]:
-    """OpenDID under gunicorn on a provisioned dev chain. With `proxy` its chain connection
-    goes through a TcpProxy the caller can cut; with `redis` its state is in a fresh Redis."""
-    pinned = cpus(server_cpus)
+def bench_instance(proxy: bool = False, redis: bool = False) -> Iterator[BenchInstance]:
+    """Dev chain, provisioning and config for an OpenDID at a free local port. With `proxy`
+    its chain connection goes through a TcpProxy the caller can cut; with `redis` its state is
+    in a fresh Redis."""
     with dev_chain() as (url, chain_pid), tempfile.TemporaryDirectory() as tmp:
         # provisioning waits for each block: on a busy machine that takes longer than a read
         client = ChainClient(url, timeout=PROVISIONING_TIMEOUT)
-        port = free_port()
-        issuer = f"http://127.0.0.1:{port}"
+        issuer = f"http://127.0.0.1:{free_port()}"
         redirect = f"{issuer}/cb"
         state = provision(client, Path(tmp), Identities.fresh(), issuer, [redirect])
         chain_proxy = TcpProxy(int(url.rsplit(":", 1)[1])).start() if proxy else None
@@ -89,33 +103,48 @@ def bench_server(workers: int, server_log: str | None = None, server_cpus: str |
         if store:
             config["store"] = {"url": store.url}
         Path(state["config"]).write_text(yaml.safe_dump(config))
+        try:
+            yield BenchInstance(Path(state["config"]), Path(tmp) / "instance", issuer, redirect,
+                                state["client"]["id"], state["client"]["secret"],
+                                Wallet.load(state["wallet"]), client, chain_pid, chain_proxy,
+                                store)
+        finally:
+            if chain_proxy:
+                chain_proxy.stop()
+            if store:
+                store.stop()
+            client.close()
+
+
+@contextlib.contextmanager
+def bench_server(workers: int, server_log: str | None = None, server_cpus: str | None = None,
+                 proxy: bool = False, redis: bool = False,
+                 threads: int | None = None) -> Iterator[BenchServer]:
+    """OpenDID under gunicorn (`opendid serve`) on a provisioned dev chain (`bench_instance`)."""
+    pinned = cpus(server_cpus)
+    with bench_instance(proxy, redis) as ready:
         server = subprocess.Popen(
-            [sys.executable, "-m", "opendid.cli", "serve", "--config", state["config"],
-             "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
-             *(["--threads", str(threads)] if threads else [])],
-            cwd=PROJECT_ROOT, env=dict(os.environ, OPENDID_INSTANCE=f"{tmp}/instance"),
+            [sys.executable, "-m", "opendid.cli", "serve", "--config", str(ready.config),
+             "--host", "127.0.0.1", "--port", ready.issuer.rsplit(":", 1)[1],
+             "--workers", str(workers), *(["--threads", str(threads)] if threads else [])],
+            cwd=PROJECT_ROOT, env=dict(os.environ, OPENDID_INSTANCE=str(ready.instance)),
             stdout=open(server_log, "ab") if server_log else subprocess.DEVNULL,  # noqa: SIM115
             stderr=subprocess.STDOUT,
             preexec_fn=(lambda: os.sched_setaffinity(0, pinned)) if pinned else None)
         try:
             for _ in range(200):
                 try:
-                    if requests.get(issuer + "/api/v1/health", timeout=2).ok:
+                    if requests.get(ready.issuer + "/api/v1/health", timeout=2).ok:
                         break
                 except requests.RequestException:
                     pass
                 time.sleep(0.3)
-            yield BenchServer(issuer, redirect, state["client"]["id"], state["client"]["secret"],
-                              Wallet.load(state["wallet"]), client, server, chain_proxy, store,
-                              chain_pid)
+            yield BenchServer(ready.issuer, ready.redirect, ready.client_id, ready.secret,
+                              ready.wallet, ready.chain, server, ready.proxy, ready.redis,
+                              ready.chain_pid)
         finally:
             server.terminate()
             server.wait(timeout=30)
-            if chain_proxy:
-                chain_proxy.stop()
-            if store:
-                store.stop()
-            client.close()
 
 
 def descendants(pid: int) -> list[int]:
