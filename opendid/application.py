@@ -6,8 +6,9 @@ import contextlib
 import fcntl
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from flask import Flask, Response, g
 
@@ -107,6 +108,14 @@ def close_connections(app: Flask) -> None:
         app.session_interface.close()
 
 
+class SyncFlask(Flask):
+    """Flask for an app with no async views or hooks: Flask asks `inspect` whether each view and
+    hook is a coroutine function on every request (eight times per request here)."""
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        return func
+
+
 def create_app(config: Config | str | os.PathLike[str] | None = None, *, dev: bool | None = None,
                instance_path: str | os.PathLike[str] | None = None,
                chain: ChainClient | None = None,
@@ -130,7 +139,7 @@ def create_app(config: Config | str | os.PathLike[str] | None = None, *, dev: bo
 
     instance = instance_folder(instance_path)
     tighten_dir(instance)
-    app = Flask(__name__, instance_path=str(instance.resolve()),
+    app = SyncFlask(__name__, instance_path=str(instance.resolve()),
                 template_folder=str(PROJECT_ROOT / "templates"),
                 static_folder=str(PROJECT_ROOT / "static"))
     app.json = BoundedJSONProvider(app)  # malformed or too deeply nested bodies are a 400

@@ -39,6 +39,7 @@ NAMED_ENDPOINTS = {
 }
 RUNTIME_CHECK_INTERVAL = 60.0
 DECODED_KEPT = 1024  # storage values whose decoding is kept (a few KiB each at most)
+KEYS_KEPT = 4096  # storage keys kept per storage map (about 200 bytes each)
 P = ParamSpec("P")
 R = TypeVar("R")
 # A node that answers garbage is treated like one that stopped answering: UnicodeDecodeError
@@ -170,6 +171,9 @@ class StoragePlan:
     param_type: str
     hash_param: Callable[[bytes], bytes]
     prefix: bytes
+    # param -> (its SCALE encoding, the storage key's bytes), for a returning user; used
+    # under the chain client's lock
+    known: dict[Any, tuple[Any, bytes]] = field(default_factory=dict, compare=False)
 
     @classmethod
     def build(cls, metadata: Any, pallet: str, item: str) -> StoragePlan:
@@ -190,10 +194,17 @@ class StoragePlan:
         key = StorageKey(self.pallet, self.item, [param], b"", self.value_type, metadata,
                          runtime_config)
         key.metadata_storage_function = self.function
-        encoded = runtime_config.create_scale_object(type_string=self.param_type).encode(
-            key.convert_storage_parameter(self.param_type, param))
-        key.params_encoded = [encoded]
-        key.data = self.prefix + self.hash_param(encoded.data)
+        known = self.known.get(param) if isinstance(param, str) else None
+        if known is None:
+            encoded = runtime_config.create_scale_object(type_string=self.param_type).encode(
+                key.convert_storage_parameter(self.param_type, param))
+            known = (encoded, self.prefix + self.hash_param(encoded.data))
+            if isinstance(param, str):
+                if len(self.known) >= KEYS_KEPT:
+                    self.known.pop(next(iter(self.known)), None)  # the oldest
+                self.known[param] = known
+        key.params_encoded = [known[0]]
+        key.data = known[1]
         return key
 
 

@@ -8,6 +8,7 @@ whose CBOR ``e`` entry carries the x25519 key-agreement key.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import base58
@@ -119,7 +120,13 @@ def parse_light_did(value: object) -> LightDid:
     """
     if not isinstance(value, str) or len(value) > MAX_URI_LENGTH:
         raise InvalidLightDid("a light DID must be a string")
-    uri = value.split("#", 1)[0]
+    return _parse_light_uri(value.split("#", 1)[0])
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_light_uri(uri: str) -> LightDid:
+    """Parsed once per session key: each login step reads the same temporary light DID (only
+    good results are kept; an error is raised again each time)."""
     if not uri.startswith(LIGHT_PREFIX):
         raise InvalidLightDid("not a light DID (expected did:kilt:light:...)")
     parts = uri[len(LIGHT_PREFIX):].split(":")

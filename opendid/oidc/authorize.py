@@ -9,7 +9,7 @@ client, in the response mode the request asked for when it is one we honour, wit
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -59,7 +59,7 @@ class AuthRequest:
     id_token_hint: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = {name: getattr(self, name) for name in self.__dataclass_fields__}
         data["prompt"] = list(self.prompt)
         return data
 

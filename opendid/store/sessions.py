@@ -44,7 +44,21 @@ log = logging.getLogger(__name__)
 
 class DeletesWithAttributes:
     """Flask-Session deletes the session cookie without the attributes it set it with: behind
-    https the deletion went out without Secure, HttpOnly and SameSite. Re-issued with them."""
+    https the deletion went out without Secure, HttpOnly and SameSite. Re-issued with them.
+    And a session that was never stored is not deleted from the store when its id changes."""
+
+    def open_session(self, app: Flask, request: Request) -> ServerSideSession:
+        session: ServerSideSession = super().open_session(app, request)  # type: ignore[misc]
+        session.stored = bool(session)  # Flask-Session stores no empty session
+        return session
+
+    def regenerate(self, session: ServerSideSession) -> None:
+        if getattr(session, "stored", True):
+            super().regenerate(session)  # type: ignore[misc]
+        elif session:
+            interface: ServerSideSessionInterface = self  # type: ignore[assignment]
+            session.sid = interface._generate_sid(interface.sid_length)
+            session.modified = True
 
     def save_session(self, app: Flask, session: ServerSideSession,
                      response: Response) -> None:
