@@ -19,7 +19,7 @@ from flask import Flask
 from requests.structures import CaseInsensitiveDict
 
 from opendid.bench.logins import code_login, endpoint_name
-from opendid.bench.server import bench_instance
+from opendid.bench.server import bench_instance, reference_ms
 from opendid.devtools.login_driver import LoginDriver
 
 Record = Callable[[str, float], None]  # endpoint, CPU seconds
@@ -78,9 +78,10 @@ def bench_endpoints(logins: int, rounds: int) -> None:
             return {name: statistics.fmean(times) * 1000 for name, times in spent.items()}
 
         one_round()  # warm up every layer once
+        reference = reference_ms()
         results = [one_round() for _ in range(rounds)]
     print(f"CPU time in the app per request, in process (no gunicorn): best of {rounds} "
-          f"rounds of {logins} logins")
+          f"rounds of {logins} logins; reference task {reference:.1f} ms (lower is faster)")
     print(f"{'endpoint':32} {'best ms':>8} {'median ms':>10}")
     for name in sorted(results[0]):
         values = [result[name] for result in results]

@@ -27,6 +27,7 @@ from opendid.bench.server import (
     descendants,
     memory_mib,
     percentile,
+    reference_ms,
 )
 from opendid.devtools.login_driver import LoginDriver
 from opendid.server import THREADS
@@ -108,6 +109,7 @@ def bench_logins(total: int, concurrency: int, workers: int, server_log: str | N
             return (time.perf_counter() - started) * 1000
 
         one_login(0)  # warm up every layer once
+        reference_before = reference_ms()
         by_endpoint.clear()
         processes = [server.process.pid, *children(server.process.pid)]
         node = descendants(server.chain_pid) if server.chain_pid else []
@@ -123,6 +125,7 @@ def bench_logins(total: int, concurrency: int, workers: int, server_log: str | N
         load_used = time.process_time() - load_before
         node_used = sum(cpu_seconds(pid) for pid in node) - node_before
         _stop_profilers(profilers)
+        reference = (reference_before + reference_ms()) / 2
         memory = [(pid, memory_mib(pid)) for pid in children(server.process.pid)]
     where = (f"server on CPUs {server_cpus}, load generator on {client_cpus or 'any'}"
              if server_cpus else "server and load generator share every core")
@@ -130,7 +133,8 @@ def bench_logins(total: int, concurrency: int, workers: int, server_log: str | N
           f"concurrent users, gunicorn {workers} workers x {threads or THREADS} threads, "
           f"state in "
           f"{'Redis' if redis else 'SQLite'}")
-    print(f"machine: {os.cpu_count()} cores; {where}")
+    print(f"machine: {os.cpu_count()} cores; {where}; reference task {reference:.1f} ms "
+          f"(machine speed: lower is faster)")
     print(f"throughput        {total / elapsed:8.2f} logins/s")
     print(f"latency p50       {statistics.median(samples):8.1f} ms")
     print(f"latency p95       {percentile(samples, 95):8.1f} ms")

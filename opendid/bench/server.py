@@ -4,7 +4,9 @@ $OPENDID_CHAIN_URL), provisioning, optional TCP proxy to the chain and Redis for
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -182,3 +184,19 @@ def memory_mib(pid: int) -> dict[str, float]:
 def percentile(samples: list[float], pct: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
+
+
+REFERENCE_DOCUMENT = {"claims": {f"k{i}": [i, str(i), {"x": i * 0.5}] for i in range(50)}}
+
+
+def reference_ms() -> float:
+    """CPU time of a fixed pure-Python task (200 JSON round trips), the median of 40 short
+    samples: this VM's speed varies by tens of percent with its host's load, so a run's
+    results are quoted beside it (a lower figure is a faster machine at that moment)."""
+    samples = []
+    for _ in range(40):
+        started = time.thread_time()
+        for _ in range(20):
+            json.loads(json.dumps(REFERENCE_DOCUMENT))
+        samples.append(time.thread_time() - started)
+    return statistics.median(samples) * 10 * 1000
