@@ -25,11 +25,15 @@ def main() -> None:
     logins.add_argument("--profile", metavar="DIR",
                         help="sample each worker with py-spy into DIR (collapsed stacks)")
     logins.add_argument("--redis", action="store_true", help="state in a fresh redis-server")
+    logins.add_argument("--rate", type=float,
+                        help="offer this many logins per second (default: back to back)")
     creds = sub.add_parser("credentials", help="POST /api/v1/credentials alone, at N users")
     creds.add_argument("-n", "--total", type=int, default=400)
     creds.add_argument("-k", "--concurrency", type=int, default=32)
     creds.add_argument("-w", "--workers", type=int, default=2)
     creds.add_argument("-t", "--threads", type=int, default=None)
+    creds.add_argument("--rate", type=float,
+                       help="offer this many requests per second (default: back to back)")
     endpoints = sub.add_parser("endpoints", help="the app's CPU per endpoint, in process")
     endpoints.add_argument("-n", "--logins", type=int, default=200, help="logins per round")
     endpoints.add_argument("-r", "--rounds", type=int, default=5)
@@ -51,11 +55,12 @@ def main() -> None:
         from opendid.bench.logins import bench_logins
 
         bench_logins(args.total, args.concurrency, args.workers, args.server_log,
-                     args.server_cpus, args.client_cpus, args.profile, args.redis, args.threads)
+                     args.server_cpus, args.client_cpus, args.profile, args.redis, args.threads,
+                     args.rate)
     elif args.what == "credentials":
         from opendid.bench.credentials import bench_credentials
 
-        bench_credentials(args.total, args.concurrency, args.workers, args.threads)
+        bench_credentials(args.total, args.concurrency, args.workers, args.threads, args.rate)
     elif args.what == "endpoints":
         from opendid.bench.endpoints import bench_endpoints
 

@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from opendid.bench.http import LightSession
+from opendid.bench.schedule import Schedule
 from opendid.bench.server import (
     BenchInstance,
     BenchServer,
@@ -87,8 +88,10 @@ def _stop_profilers(profilers: list[subprocess.Popen[bytes]]) -> None:
 def bench_logins(total: int, concurrency: int, workers: int, server_log: str | None,
                  server_cpus: str | None = None, client_cpus: str | None = None,
                  profile: str | None = None, redis: bool = False,
-                 threads: int | None = None) -> None:
-    """N complete logins (authorize -> challenge -> credential -> token) under gunicorn."""
+                 threads: int | None = None, rate: float | None = None) -> None:
+    """N complete logins (authorize -> challenge -> credential -> token) under gunicorn,
+    back to back or offered at `rate` per second (`Schedule`)."""
+    schedule = Schedule(rate)
     pinned_client = cpus(client_cpus)
     with bench_server(workers, server_log, server_cpus, redis=redis, threads=threads) as server:
         if pinned_client:
@@ -100,8 +103,8 @@ def bench_logins(total: int, concurrency: int, workers: int, server_log: str | N
             with lock:
                 by_endpoint.setdefault(endpoint_name(method, path), []).append(milliseconds)
 
-        def one_login(_: int) -> float:
-            started = time.perf_counter()
+        def one_login(index: int) -> float:
+            started = schedule.wait_for(index)
             driver = LoginDriver(server.issuer, server.wallet, server.chain,
                                  http=LightSession(record))
             code_login(server, driver)
@@ -118,6 +121,7 @@ def bench_logins(total: int, concurrency: int, workers: int, server_log: str | N
         node_before = sum(cpu_seconds(pid) for pid in node)
         load_before = time.process_time()
         started = time.perf_counter()
+        schedule.start()
         with ThreadPoolExecutor(concurrency) as pool:
             samples = list(pool.map(one_login, range(total)))
         elapsed = time.perf_counter() - started
@@ -129,15 +133,16 @@ def bench_logins(total: int, concurrency: int, workers: int, server_log: str | N
         memory = [(pid, memory_mib(pid)) for pid in children(server.process.pid)]
     where = (f"server on CPUs {server_cpus}, load generator on {client_cpus or 'any'}"
              if server_cpus else "server and load generator share every core")
-    print(f"{total} logins (authorize -> challenge -> credential -> token), {concurrency} "
-          f"concurrent users, gunicorn {workers} workers x {threads or THREADS} threads, "
-          f"state in "
-          f"{'Redis' if redis else 'SQLite'}")
+    print(f"{total} logins (authorize -> challenge -> credential -> token), "
+          f"{schedule.describe(concurrency)}; gunicorn {workers} workers x "
+          f"{threads or THREADS} threads, state in {'Redis' if redis else 'SQLite'}")
     print(f"machine: {os.cpu_count()} cores; {where}; reference task {reference:.1f} ms "
           f"(machine speed: lower is faster)")
     print(f"throughput        {total / elapsed:8.2f} logins/s")
     print(f"latency p50       {statistics.median(samples):8.1f} ms")
     print(f"latency p95       {percentile(samples, 95):8.1f} ms")
+    if rate:
+        print(f"late starts       {schedule.late:8d} (no user free at the scheduled time)")
     print(f"server CPU/login  {cpu_used / total * 1000:8.2f} ms (master + workers)")
     print(f"load CPU/login    {load_used / total * 1000:8.2f} ms (this process: the wallets)")
     if node:

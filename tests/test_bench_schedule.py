@@ -1,0 +1,35 @@
+"""The bench's timetable: latency counts from the scheduled start, lateness is counted."""
+
+from __future__ import annotations
+
+import time
+
+from opendid.bench.schedule import Schedule
+
+
+def test_back_to_back_starts_now() -> None:
+    schedule = Schedule(None)
+    schedule.start()
+    before = time.perf_counter()
+    started = schedule.wait_for(1000)
+    assert before <= started <= time.perf_counter()
+    assert schedule.late == 0
+
+
+def test_a_paced_login_waits_for_its_time_and_is_timed_from_it() -> None:
+    schedule = Schedule(200.0)
+    schedule.start()
+    due = schedule.wait_for(4)
+    assert due == schedule.origin + 4 / 200.0
+    assert time.perf_counter() >= due
+    assert schedule.late == 0
+
+
+def test_a_login_that_finds_no_free_user_counts_its_wait() -> None:
+    schedule = Schedule(10.0)
+    schedule.start()
+    schedule.origin -= 5.0  # every user was busy for five seconds
+    due = schedule.wait_for(2)
+    assert due == schedule.origin + 0.2
+    assert time.perf_counter() - due > 4.5  # the wait for a user is part of the latency
+    assert schedule.late == 1
