@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import time
 
-from opendid.bench.schedule import Schedule
+from opendid.bench.schedule import Schedule, settle_heap
 
 
 def test_back_to_back_starts_now() -> None:
@@ -33,3 +34,12 @@ def test_a_login_that_finds_no_free_user_counts_its_wait() -> None:
     assert due == schedule.origin + 0.2
     assert time.perf_counter() - due > 4.5  # the wait for a user is part of the latency
     assert schedule.late == 1
+
+
+def test_the_load_generators_set_up_is_left_out_of_its_collections() -> None:
+    kept = [{"prepared": i} for i in range(1000)]
+    try:
+        settle_heap()
+        assert gc.get_freeze_count() >= len(kept)
+    finally:
+        gc.unfreeze()

@@ -37,6 +37,7 @@ def main() -> None:
     endpoints = sub.add_parser("endpoints", help="the app's CPU per endpoint, in process")
     endpoints.add_argument("-n", "--logins", type=int, default=200, help="logins per round")
     endpoints.add_argument("-r", "--rounds", type=int, default=5)
+    endpoints.add_argument("--redis", action="store_true", help="state in a fresh redis-server")
     faults = sub.add_parser("faults", help="load with the chain (and Redis) cut mid-run")
     faults.add_argument("--duration", type=float, default=300.0, help="seconds of load")
     faults.add_argument("--outage", type=float, default=60.0, help="seconds the chain is cut")
@@ -64,7 +65,7 @@ def main() -> None:
     elif args.what == "endpoints":
         from opendid.bench.endpoints import bench_endpoints
 
-        bench_endpoints(args.logins, args.rounds)
+        bench_endpoints(args.logins, args.rounds, args.redis)
     else:
         from opendid.bench.faults import bench_faults
 

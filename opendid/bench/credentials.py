@@ -15,7 +15,7 @@ from typing import Any
 
 from opendid.bench.http import LightSession
 from opendid.bench.logins import code_request, cpu_seconds
-from opendid.bench.schedule import Schedule
+from opendid.bench.schedule import Schedule, settle_heap
 from opendid.bench.server import BenchServer, bench_server, children, percentile
 from opendid.devtools.login_driver import LoginDriver
 
@@ -50,6 +50,7 @@ def bench_credentials(total: int, concurrency: int, workers: int,
             assert response.status_code == 204, response.text
             return (time.perf_counter() - started) * 1000
 
+        settle_heap()
         processes = [server.process.pid, *children(server.process.pid)]
         cpu_before = sum(cpu_seconds(pid) for pid in processes)
         started = time.perf_counter()

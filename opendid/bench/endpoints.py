@@ -62,10 +62,10 @@ def timed(app: Flask, record: Record) -> None:
     app.wsgi_app = wsgi  # type: ignore[method-assign]
 
 
-def bench_endpoints(logins: int, rounds: int) -> None:
+def bench_endpoints(logins: int, rounds: int, redis: bool = False) -> None:
     from opendid.application import create_app
 
-    with bench_instance() as ready:
+    with bench_instance(redis=redis) as ready:
         app = create_app(ready.config, instance_path=ready.instance)
         spent: dict[str, list[float]] = {}
         timed(app, lambda name, seconds: spent.setdefault(name, []).append(seconds))
@@ -81,7 +81,8 @@ def bench_endpoints(logins: int, rounds: int) -> None:
         reference = reference_ms()
         results = [one_round() for _ in range(rounds)]
     print(f"CPU time in the app per request, in process (no gunicorn): best of {rounds} "
-          f"rounds of {logins} logins; reference task {reference:.1f} ms (lower is faster)")
+          f"rounds of {logins} logins, state in {'Redis' if redis else 'SQLite'}; reference "
+          f"task {reference:.1f} ms (lower is faster)")
     print(f"{'endpoint':32} {'best ms':>8} {'median ms':>10}")
     for name in sorted(results[0]):
         values = [result[name] for result in results]

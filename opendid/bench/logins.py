@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from opendid.bench.http import LightSession
-from opendid.bench.schedule import Schedule
+from opendid.bench.schedule import Schedule, settle_heap
 from opendid.bench.server import (
     BenchInstance,
     BenchServer,
@@ -116,9 +116,12 @@ def bench_logins(total: int, concurrency: int, workers: int, server_log: str | N
         by_endpoint.clear()
         processes = [server.process.pid, *children(server.process.pid)]
         node = descendants(server.chain_pid) if server.chain_pid else []
+        store = [server.redis.process.pid] if server.redis and server.redis.process else []
         profilers = _start_profilers(processes[1:], profile)
         cpu_before = sum(cpu_seconds(pid) for pid in processes)
         node_before = sum(cpu_seconds(pid) for pid in node)
+        store_before = sum(cpu_seconds(pid) for pid in store)
+        settle_heap()
         load_before = time.process_time()
         started = time.perf_counter()
         schedule.start()
@@ -128,6 +131,7 @@ def bench_logins(total: int, concurrency: int, workers: int, server_log: str | N
         cpu_used = sum(cpu_seconds(pid) for pid in processes) - cpu_before
         load_used = time.process_time() - load_before
         node_used = sum(cpu_seconds(pid) for pid in node) - node_before
+        store_used = sum(cpu_seconds(pid) for pid in store) - store_before
         _stop_profilers(profilers)
         reference = (reference_before + reference_ms()) / 2
         memory = [(pid, memory_mib(pid)) for pid in children(server.process.pid)]
@@ -147,6 +151,8 @@ def bench_logins(total: int, concurrency: int, workers: int, server_log: str | N
     print(f"load CPU/login    {load_used / total * 1000:8.2f} ms (this process: the wallets)")
     if node:
         print(f"chain CPU/login   {node_used / total * 1000:8.2f} ms (the dev chain's node)")
+    if store:
+        print(f"Redis CPU/login   {store_used / total * 1000:8.2f} ms (redis-server)")
     print(f"{'endpoint':32} {'calls':>6} {'p50 ms':>8} {'p95 ms':>8}")
     for name, times in sorted(by_endpoint.items()):
         print(f"{name:32} {len(times):6d} {statistics.median(times):8.1f} "
