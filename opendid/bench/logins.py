@@ -21,7 +21,6 @@ from opendid.bench.http import LightSession
 from opendid.bench.schedule import Schedule, settle_heap
 from opendid.bench.server import (
     BenchInstance,
-    BenchServer,
     bench_server,
     children,
     cpus,
@@ -49,13 +48,13 @@ def endpoint_name(method: str, url: str) -> str:
     return f"{method} {path}"
 
 
-def code_request(server: BenchServer | BenchInstance) -> dict[str, str]:
+def code_request(server: BenchInstance) -> dict[str, str]:
     """The authorization request every benchmarked login makes."""
     return {"client_id": server.client_id, "redirect_uri": server.redirect,
             "response_type": "code", "scope": "openid", "state": "s", "nonce": "n"}
 
 
-def code_login(server: BenchServer | BenchInstance, driver: LoginDriver) -> None:
+def code_login(server: BenchInstance, driver: LoginDriver) -> None:
     """authorize -> challenge x2 -> credentials x2 -> token; AssertionError on any failure."""
     code = driver.login(**code_request(server))["code"]
     response = driver.token(grant_type="authorization_code", code=code,

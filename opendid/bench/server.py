@@ -12,7 +12,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import requests
@@ -36,22 +36,6 @@ def dev_chain() -> Iterator[tuple[str, int | None]]:
         return
     with DevChain() as chain:
         yield chain.url, chain.process.pid if chain.process else None
-
-
-@dataclass
-class BenchServer:
-    """A running `opendid serve` and what a load generator needs to log in to it."""
-
-    issuer: str
-    redirect: str
-    client_id: str
-    secret: str
-    wallet: Wallet
-    chain: ChainClient
-    process: subprocess.Popen[bytes]
-    proxy: TcpProxy | None
-    redis: RedisServer | None
-    chain_pid: int | None = None  # the chain node, when the bench started it
 
 
 def cpus(text: str | None) -> set[int] | None:
@@ -83,6 +67,13 @@ class BenchInstance:
     chain_pid: int | None
     proxy: TcpProxy | None
     redis: RedisServer | None
+
+
+@dataclass
+class BenchServer(BenchInstance):
+    """A provisioned instance running under gunicorn (`opendid serve`)."""
+
+    process: subprocess.Popen[bytes]
 
 
 @contextlib.contextmanager
@@ -141,9 +132,8 @@ def bench_server(workers: int, server_log: str | None = None, server_cpus: str |
                 except requests.RequestException:
                     pass
                 time.sleep(0.3)
-            yield BenchServer(ready.issuer, ready.redirect, ready.client_id, ready.secret,
-                              ready.wallet, ready.chain, server, ready.proxy, ready.redis,
-                              ready.chain_pid)
+            yield BenchServer(**{f.name: getattr(ready, f.name) for f in fields(ready)},
+                              process=server)
         finally:
             server.terminate()
             server.wait(timeout=30)
