@@ -250,9 +250,30 @@ INSTANCE_OPTION = click.option(
 
 @clients.command("list")
 @INSTANCE_OPTION
-def clients_list(instance: Path | None) -> None:
-    """List registered clients."""
-    store = _client_store(instance)
+@click.option("--config", "config_path", envvar="OPENDID_CONFIG",
+              type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="config.yaml: with an `etcd` key, etcd's clients are listed too.")
+def clients_list(instance: Path | None, config_path: Path | None) -> None:
+    """List registered clients (and etcd's, given the config that names etcd)."""
+    from opendid.store.client_registry import ClientRegistry
+    from opendid.store.etcd_clients import WatchEnded
+
+    etcd = None
+    if config_path is not None:
+        from opendid.config import ConfigError, load_config
+        from opendid.services import etcd_clients
+
+        try:
+            etcd = etcd_clients(load_config(config_path))
+        except ConfigError as exc:
+            raise click.ClickException(str(exc)) from None
+    unreachable = None
+    if etcd is not None:
+        try:
+            etcd.read_once()
+        except WatchEnded as exc:
+            unreachable = str(exc)
+    store = ClientRegistry(Database(instance_folder(instance) / "opendid.db"), etcd)
     for client in store.all():
         kind = f"standard ({client.signing_alg})" if client.is_standard else "OpenDID-style"
         access = "confidential" if client.client_secret else "public (PKCE)"
@@ -262,6 +283,9 @@ def clients_list(instance: Path | None) -> None:
                    f"source {store.source(client.client_id)}")
         for url in client.redirect_urls:
             click.echo(f"    {url}")
+    if unreachable is not None:
+        raise click.ClickException(f"etcd not reachable ({unreachable}): its clients are "
+                                   "not listed")
 
 
 @clients.command("add")

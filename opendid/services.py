@@ -90,12 +90,17 @@ def compile_policies(client: ClientRecord) -> None:
         policies_for(client.checks_directory)
 
 
+def etcd_clients(config: Config) -> EtcdClients | None:
+    """The config's etcd clients (not read yet), checked as the service checks them."""
+    return None if config.etcd is None else EtcdClients(
+        config.etcd, production=config.production, config_ids=frozenset(config.clients),
+        checks=[compile_policies])
+
+
 def build_services(config: Config, instance: Path, dev: bool = False,
                    chain: ChainClient | None = None, wallet_path: Path | None = None) -> Services:
     db = Database(instance / "opendid.db")
-    etcd = None if config.etcd is None else EtcdClients(
-        config.etcd, production=config.production, config_ids=frozenset(config.clients),
-        checks=[compile_policies])
+    etcd = etcd_clients(config)
     clients = ClientRegistry(db, etcd)
     for client_id, client in config.clients.items():
         clients.upsert(client.record(client_id))

@@ -552,3 +552,55 @@ def test_a_record_a_check_refuses_is_ignored(etcd, kv, provisioned, caplog, tmp_
     finally:
         watcher.stop()
 
+
+
+# -- `opendid clients list` ----------------------------------------------------------------------
+
+
+def test_clients_list_shows_etcds_clients_with_the_hosts_winning(etcd, kv, provisioned,
+                                                                  tmp_path):
+    from click.testing import CliRunner
+
+    from opendid.cli import main
+
+    config = write_test_config(provisioned, tmp_path / "config.yaml", "http://127.0.0.1:1608",
+                               [RP_REDIRECT], etcd={"endpoints": [f"http://{etcd.endpoint}"]})
+    put(kv, "listed-from-etcd", record(provisioned))
+    put(kv, "listed-twice", record(provisioned, redirect=OTHER_REDIRECT))
+    instance = ["--instance", str(tmp_path / "instance")]
+    runner = CliRunner()
+    added = runner.invoke(main, ["clients", "add", "listed-twice", "--redirect-url",
+                                 ETCD_REDIRECT, *instance])
+    assert added.exit_code == 0, added.output
+
+    without_config = runner.invoke(main, ["clients", "list", *instance])
+    assert without_config.exit_code == 0, without_config.output
+    assert "listed-from-etcd" not in without_config.output
+
+    listed = runner.invoke(main, ["clients", "list", "--config", str(config), *instance])
+    assert listed.exit_code == 0, listed.output
+    assert ("listed-from-etcd: OpenDID-style, confidential, 1 requirement(s), source etcd"
+            in listed.output)
+    assert "listed-twice: OpenDID-style, confidential, DID-only login, source cli" \
+        in listed.output
+    lines = listed.output.splitlines()
+    urls = lines[lines.index(next(x for x in lines if x.startswith("listed-twice:"))) + 1]
+    assert urls.strip() == ETCD_REDIRECT  # the host's record, not etcd's (OTHER_REDIRECT)
+
+
+def test_clients_list_says_when_etcd_cannot_be_read(provisioned, tmp_path):
+    from click.testing import CliRunner
+
+    from opendid.cli import main
+
+    config = write_test_config(provisioned, tmp_path / "config.yaml", "http://127.0.0.1:1608",
+                               [RP_REDIRECT],
+                               etcd={"endpoints": [f"http://127.0.0.1:{free_port()}"]})
+    instance = ["--instance", str(tmp_path / "instance")]
+    runner = CliRunner()
+    assert runner.invoke(main, ["clients", "add", "local-one", "--redirect-url", ETCD_REDIRECT,
+                                *instance]).exit_code == 0
+    listed = runner.invoke(main, ["clients", "list", "--config", str(config), *instance])
+    assert listed.exit_code == 1
+    assert "local-one: OpenDID-style" in listed.output  # what the host holds is still listed
+    assert "etcd not reachable" in listed.output and "not listed" in listed.output

@@ -261,6 +261,12 @@ class EtcdClients:
         return EtcdHealth(self._connected, self._revision, self._down_since,
                           len(self._records), self._endpoint, self._failures)
 
+    def read_once(self) -> None:
+        """Read the records once, with no watcher (`opendid clients list`); WatchEnded, with
+        the reason, when no endpoint answers."""
+        client, _ = self._connect_and_load()
+        client.session.close()
+
     # -- the watcher's life --
 
     def start(self, wait: float = REQUEST_TIMEOUT * 2) -> None:
