@@ -19,7 +19,7 @@ from opendid.private_files import ensure_private_file, open_private, tighten_dir
 from opendid.services import build_services
 from opendid.store.clients import ClientRecord
 from opendid.store.housekeeping import PURGE_INTERVAL, Housekeeper
-from opendid.store.sessions import SqliteSessionInterface, session_interface, unavailable
+from opendid.store.sessions import SqliteSessionInterface, session_interface
 from opendid.web import (
     admin,
     api,
@@ -176,11 +176,7 @@ def create_app(config: Config | str | os.PathLike[str] | None = None, *, dev: bo
     @app.before_request
     def state_reachable() -> Response | None:
         """The session could not be read (Redis down): a clean 503 before any step runs."""
-        if g.get("state_unavailable"):
-            response = Response()
-            unavailable(response)
-            return response
-        return None
+        return errors.state_store_down() if g.get("state_unavailable") else None
 
     @app.before_request
     def purge_expired() -> None:

@@ -57,6 +57,7 @@ FAILURE_REASONS = frozenset({
     "other_user",           # someone else than id_token_hint's user logged in
     "chain_unavailable",    # the KILT node is unreachable (503)
     "chain_error",          # the KILT node answered something unusable (503)
+    "state_unavailable",    # the shared state store (Redis) is unreachable (503)
 })
 FLOWS = frozenset({"credential", "did", "sso"})
 RESPONSE_TYPES = frozenset({"code", "id_token", "id_token token"})

@@ -599,3 +599,58 @@ def test_gunicorn_wsgi_app_with_its_conf_file_sums_the_workers_too(provisioned, 
             assert value(samples, "opendid_chain_connected") == 1
     finally:
         server.stop()
+
+
+def test_a_login_step_while_redis_is_unreachable_counts_as_state_unavailable(
+        provisioned, wallet: Wallet, chain: ChainClient, tmp_path,
+        logs: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch):
+    """Redis fails inside a step (the challenge's one-time entry cannot be taken), then is down
+    before a step (its session cannot be read): each 503 is one `state_unavailable` outcome."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from opendid.devtools.redis_server import RedisServer
+
+    with RedisServer(tmp_path / "redis") as redis:
+        server = bind_server()
+        url = f"http://127.0.0.1:{server.server_port}"
+        config = write_test_config(provisioned, tmp_path / "config.yaml", url, [url + "/cb"],
+                                   metrics={"token": TOKEN}, store={"url": redis.url})
+        server.app = create_app(config, instance_path=tmp_path / "instance")
+        with serve_apps(server):
+            driver = LoginDriver(url, wallet, chain)
+            assert driver.authorize(**CODE).status_code == 302
+            assert driver.open_session().status_code == 200
+            driver.fetch_request()
+            held = driver.wallet.matching(driver.wallet_session.requirements)[0]
+            envelope = driver.wallet.submit(driver.wallet_session, held,
+                                            driver.credential_challenge)
+            up = scrape(url)
+
+            def connection_lost(*_: Any) -> None:  # as redis-py raises when Redis drops
+                raise RedisConnectionError("Connection closed by server.")
+
+            monkeypatch.setattr(server.app.extensions["opendid"].onetime, "take",
+                                connection_lost)
+            inside = driver.post_credentials(envelope)
+            assert (inside.status_code, inside.text) == (503, "State store unreachable")
+            monkeypatch.undo()
+            counted = scrape(url)
+            assert failure(counted, "state_unavailable", client="opendid-client") == failure(
+                up, "state_unavailable", client="opendid-client") + 1
+            assert (f"login outcome=failure reason=state_unavailable flow=credential "
+                    f"client=opendid-client status=503 "
+                    f"request_id={inside.headers['X-Request-Id']}") in outcome_lines(logs)
+
+            redis.stop()
+            try:
+                before = driver.post_credentials(envelope)
+                assert (before.status_code, before.text) == (503, "State store unreachable")
+            finally:
+                redis.start()
+            after = scrape(url)
+            assert failure(after, "state_unavailable", client=metrics.NONE) == failure(
+                counted, "state_unavailable", client=metrics.NONE) + 1
+            assert (f"login outcome=failure reason=state_unavailable flow=credential "
+                    f"client=- status=503 "
+                    f"request_id={before.headers['X-Request-Id']}") in outcome_lines(logs)
+        server.app.extensions["opendid"].chain.close()

@@ -15,6 +15,16 @@ from opendid.web import outcomes
 
 log = logging.getLogger(__name__)
 
+
+def state_store_down() -> Response:
+    """The shared state store (Redis) is unreachable: a clean 503 (nothing was half-done, try
+    again soon), counted as a login outcome when it ends a login step."""
+    if outcomes.is_login_step():
+        outcomes.login_failed("state_unavailable", 503)
+    response = Response()
+    unavailable(response)
+    return response
+
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
 
@@ -46,9 +56,7 @@ def register(app: Flask) -> None:
         """The shared state store (Redis) is down: nothing was half-done, try again soon."""
         log.warning("%s %s: state store unreachable: %s", request.method, redact(request.path),
                     type(exc).__name__)
-        response = Response()
-        unavailable(response)
-        return response
+        return state_store_down()
 
     for kind in UNREACHABLE:
         app.register_error_handler(kind, state_unavailable)
