@@ -439,12 +439,7 @@ def test_the_chain_gauge_and_read_results_follow_the_connection(
     try:
         with serve_apps(server):
             driver = LoginDriver(url, wallet, chain)
-            assert driver.authorize(**CODE).status_code == 302
-            assert driver.open_session().status_code == 200
-            driver.fetch_request()
-            held = driver.wallet.matching(driver.wallet_session.requirements)[0]
-            envelope = driver.wallet.submit(driver.wallet_session, held,
-                                            driver.credential_challenge)
+            envelope = driver.answer(**CODE)
             assert requests.get(url + "/api/v1/health", timeout=30).status_code == 200
             up = scrape(url)
             assert value(up, "opendid_chain_connected") == 1
@@ -618,12 +613,7 @@ def test_a_login_step_while_redis_is_unreachable_counts_as_state_unavailable(
         server.app = create_app(config, instance_path=tmp_path / "instance")
         with serve_apps(server):
             driver = LoginDriver(url, wallet, chain)
-            assert driver.authorize(**CODE).status_code == 302
-            assert driver.open_session().status_code == 200
-            driver.fetch_request()
-            held = driver.wallet.matching(driver.wallet_session.requirements)[0]
-            envelope = driver.wallet.submit(driver.wallet_session, held,
-                                            driver.credential_challenge)
+            envelope = driver.answer(**CODE)
             up = scrape(url)
 
             def connection_lost(*_: Any) -> None:  # as redis-py raises when Redis drops

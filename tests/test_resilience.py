@@ -45,12 +45,7 @@ def test_unreachable_chain_is_a_503_and_the_server_recovers(provisioned, chain_u
     try:
         with serve_apps(server):
             driver = LoginDriver(url, wallet, chain)
-            driver.authorize(**CODE)
-            assert driver.open_session().status_code == 200
-            driver.fetch_request()
-            held = driver.wallet.matching(driver.wallet_session.requirements)[0]
-            envelope = driver.wallet.submit(driver.wallet_session, held,
-                                            driver.credential_challenge)
+            envelope = driver.answer(**CODE)
 
             proxy.stop()
             started = time.monotonic()

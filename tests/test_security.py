@@ -29,11 +29,7 @@ def test_racing_redemptions_of_one_code_yield_one_token(driver):
 
 
 def test_racing_submissions_of_one_presentation_log_in_once(driver):
-    driver.authorize(**CODE)
-    driver.open_session()
-    driver.fetch_request()
-    held = driver.wallet.matching(driver.wallet_session.requirements)[0]
-    envelope = driver.wallet.submit(driver.wallet_session, held, driver.credential_challenge)
+    envelope = driver.answer(**CODE)
     with ThreadPoolExecutor(4) as pool:
         statuses = list(pool.map(lambda _: driver.post_credentials(envelope).status_code,
                                  range(4)))

@@ -111,11 +111,7 @@ def test_redis_restarted_mid_login_is_a_clean_503_then_logins_work_again(
         instances, redis: RedisServer, wallet: Wallet, chain: ChainClient):
     a, b = instances
     driver = LoginDriver(a.url, wallet, chain)
-    assert driver.authorize(**CODE).status_code == 302
-    assert driver.open_session().status_code == 200
-    driver.fetch_request()
-    held = driver.wallet.matching(driver.wallet_session.requirements)[0]
-    envelope = driver.wallet.submit(driver.wallet_session, held, driver.credential_challenge)
+    envelope = driver.answer(**CODE)
 
     redis.stop()
     try:

@@ -23,13 +23,7 @@ from opendid.devtools.login_driver import LoginDriver
 def prepared(server: BenchServer) -> tuple[LoginDriver, dict[str, Any]]:
     """A login waiting for the wallet's credential, and the wallet's encrypted answer."""
     driver = LoginDriver(server.issuer, server.wallet, server.chain, http=LightSession())
-    started = driver.authorize(**code_request(server))
-    assert started.status_code == 302, started.text
-    assert driver.open_session().status_code == 200
-    driver.fetch_request()
-    assert driver.wallet_session is not None and driver.credential_challenge is not None
-    held = driver.wallet.matching(driver.wallet_session.requirements)[0]
-    envelope = driver.wallet.submit(driver.wallet_session, held, driver.credential_challenge)
+    envelope = driver.answer(**code_request(server))
     driver.http.close()  # the server closes idle keep-alive connections while others prepare
     return driver, envelope
 

@@ -79,6 +79,18 @@ class LoginDriver:
                                       **options)
         return self.post_credentials(envelope)
 
+    def answer(self, **params: str) -> Any:
+        """A credential login up to the wallet's encrypted answer, which is returned unsent
+        (to send it later, twice, or while something is down)."""
+        started = self.authorize(**params)
+        assert started.status_code == 302, started.text
+        opened = self.open_session()
+        assert opened.status_code == 200, opened.text
+        self.fetch_request()
+        assert self.wallet_session is not None and self.credential_challenge is not None
+        held = self.wallet.matching(self.wallet_session.requirements)[0]
+        return self.wallet.submit(self.wallet_session, held, self.credential_challenge)
+
     def post_credentials(self, body: Any) -> requests.Response:
         return self.http.post(self.url("/api/v1/credentials"), json=body,
                               allow_redirects=False, timeout=30)
