@@ -80,6 +80,18 @@ def outcome_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.name == OUTCOME_LOGGER]
 
 
+def assert_one_refused_step(before: Samples, after: Samples, logs: pytest.LogCaptureFixture,
+                            response: requests.Response, reason: str,
+                            client: str = "opendid-client", shown: str = "opendid-client"
+                            ) -> None:
+    """`response` ended a credential-flow step: one more `reason` failure for `client`, and its
+    outcome line (the client `shown`) with the response's request id."""
+    assert failure(after, reason, client=client) == failure(before, reason, client=client) + 1
+    assert (f"login outcome=failure reason={reason} flow=credential client={shown} "
+            f"status={response.status_code} request_id={response.headers['X-Request-Id']}"
+            ) in outcome_lines(logs)
+
+
 @dataclass
 class Served:
     url: str
@@ -451,11 +463,7 @@ def test_the_chain_gauge_and_read_results_follow_the_connection(
             assert value(gone, "opendid_chain_connected") == 0
             assert value(gone, "opendid_chain_read_seconds_count", result="unavailable") > value(
                 up, "opendid_chain_read_seconds_count", result="unavailable")
-            assert failure(gone, "chain_unavailable", client="opendid-client") == failure(
-                up, "chain_unavailable", client="opendid-client") + 1
-            assert (f"login outcome=failure reason=chain_unavailable flow=credential "
-                    f"client=opendid-client status=503 "
-                    f"request_id={down.headers['X-Request-Id']}") in outcome_lines(logs)
+            assert_one_refused_step(up, gone, logs, down, "chain_unavailable")
 
             proxy.start()
             assert requests.get(url + "/api/v1/health", timeout=30).status_code == 200
@@ -625,11 +633,7 @@ def test_a_login_step_while_redis_is_unreachable_counts_as_state_unavailable(
             assert (inside.status_code, inside.text) == (503, "State store unreachable")
             monkeypatch.undo()
             counted = scrape(url)
-            assert failure(counted, "state_unavailable", client="opendid-client") == failure(
-                up, "state_unavailable", client="opendid-client") + 1
-            assert (f"login outcome=failure reason=state_unavailable flow=credential "
-                    f"client=opendid-client status=503 "
-                    f"request_id={inside.headers['X-Request-Id']}") in outcome_lines(logs)
+            assert_one_refused_step(up, counted, logs, inside, "state_unavailable")
 
             redis.stop()
             try:
@@ -638,9 +642,6 @@ def test_a_login_step_while_redis_is_unreachable_counts_as_state_unavailable(
             finally:
                 redis.start()
             after = scrape(url)
-            assert failure(after, "state_unavailable", client=metrics.NONE) == failure(
-                counted, "state_unavailable", client=metrics.NONE) + 1
-            assert (f"login outcome=failure reason=state_unavailable flow=credential "
-                    f"client=- status=503 "
-                    f"request_id={before.headers['X-Request-Id']}") in outcome_lines(logs)
+            assert_one_refused_step(counted, after, logs, before, "state_unavailable",
+                                    client=metrics.NONE, shown="-")  # no session: no client
         server.app.extensions["opendid"].chain.close()
