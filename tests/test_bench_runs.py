@@ -30,7 +30,8 @@ def test_paced_logins_under_gunicorn(capsys: pytest.CaptureFixture[str]) -> None
     # the sixth login is not due before 5/20 s: paced, six logins cannot finish faster
     assert 0 < figure(output, "throughput") <= 6 / (5 / 20.0)
     assert figure(output, "latency p95") >= figure(output, "latency p50") > 0
-    assert figure(output, "server CPU/login") > 0
+    assert figure(output, "server CPU/login") >= 0  # /proc counts in 10 ms ticks: a few
+    # logins may not reach one (the README's figures come from thousands of logins)
     assert "late starts" in output
     for endpoint in ("GET /api/v1/authorize", "POST /api/v1/credentials", "POST /api/v1/token"):
         assert re.search(rf"^{endpoint}\s+6 ", output, re.MULTILINE), output
@@ -42,7 +43,7 @@ def test_credentials_alone(capsys: pytest.CaptureFixture[str]) -> None:
     output = capsys.readouterr().out
     assert "each starting again at once (saturated)" in output
     assert figure(output, "throughput") > 0
-    assert figure(output, "server CPU/req") > 0
+    assert figure(output, "server CPU/req") >= 0  # four requests may not reach one tick
 
 
 def test_endpoints_in_process(capsys: pytest.CaptureFixture[str]) -> None:
