@@ -15,7 +15,7 @@ from substrateinterface import Keypair
 
 from opendid.admin.allowlist import AdminList
 from opendid.admin.login import ADMIN_CLIENT_ID
-from opendid.config import instance_folder
+from opendid.config import Config, ConfigError, instance_folder, load_config
 from opendid.kilt.chain import ChainClient, resolve_endpoint
 from opendid.kilt.errors import ChainError, ChainUnavailable, InvalidDid
 from opendid.kilt.keys import sr25519_keypair
@@ -37,6 +37,14 @@ def _logging(verbose: bool) -> None:
 def main(verbose: bool) -> None:
     """OpenDID: an OpenID Connect provider that logs people in with their KILT DID."""
     _logging(verbose)
+
+
+def _load_config(path: Path) -> Config:
+    """The config at `path`, or a clear CLI error naming what is wrong in it."""
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def read_payer(payer_file: Path | None) -> Keypair:
@@ -82,15 +90,11 @@ def serve(config_path: Path, dev: bool, host: str | None, port: int | None, work
     With --dev it listens on 127.0.0.1 unless --host says otherwise: the dev wallet signs for
     whoever reaches it.
     """
-    from opendid.config import ConfigError, load_config
     from opendid.server import run
 
-    try:
-        config = load_config(config_path)
-        if dev and config.production:
-            raise ConfigError(f"{config_path}: --dev is refused with production: true")
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
+    config = _load_config(config_path)
+    if dev and config.production:
+        raise click.ClickException(f"{config_path}: --dev is refused with production: true")
     if dev:
         os.environ["OPENDID_DEV"] = "1"
     bind = f"{serve_host(config.host, host, dev)}:{port or config.port}"
@@ -216,13 +220,9 @@ def keys_rotate(config_path: Path, instance: Path | None) -> None:
 
     Running workers pick the new keys up within a few seconds.
     """
-    from opendid.config import ConfigError, load_config
     from opendid.oidc.keys import KeyRing
 
-    try:
-        config = load_config(config_path)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
+    config = _load_config(config_path)
     lifetime = max(config.jwt.accessTokenLifetime, config.jwt.refreshTokenLifetime)
     ring = KeyRing(instance_folder(instance) / "jwks.json", lifetime)
     ring.rotate()
@@ -255,18 +255,11 @@ INSTANCE_OPTION = click.option(
               help="config.yaml: with an `etcd` key, etcd's clients are listed too.")
 def clients_list(instance: Path | None, config_path: Path | None) -> None:
     """List registered clients (and etcd's, given the config that names etcd)."""
+    from opendid.services import etcd_clients
     from opendid.store.client_registry import ClientRegistry
     from opendid.store.etcd_clients import WatchEnded
 
-    etcd = None
-    if config_path is not None:
-        from opendid.config import ConfigError, load_config
-        from opendid.services import etcd_clients
-
-        try:
-            etcd = etcd_clients(load_config(config_path))
-        except ConfigError as exc:
-            raise click.ClickException(str(exc)) from None
+    etcd = etcd_clients(_load_config(config_path)) if config_path is not None else None
     unreachable = None
     if etcd is not None:
         try:
