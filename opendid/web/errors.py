@@ -15,6 +15,9 @@ from opendid.web import outcomes
 
 log = logging.getLogger(__name__)
 
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+
 
 def state_store_down() -> Response:
     """The shared state store (Redis) is unreachable: a clean 503 (nothing was half-done, try
@@ -24,9 +27,6 @@ def state_store_down() -> Response:
     response = Response()
     unavailable(response)
     return response
-
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-       "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
 
 
 def register(app: Flask) -> None:
