@@ -20,6 +20,7 @@ from typing import Any
 import etcd3gw
 import pytest
 import requests
+from click.testing import CliRunner
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -27,6 +28,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from conftest import SECRET, bind_server, serve_apps, write_test_config
 from opendid.application import create_app
+from opendid.cli import main
 from opendid.config import ConfigError, EtcdConfig, load_config
 from opendid.devtools.devchain import free_port
 from opendid.devtools.etcd_server import EtcdServer
@@ -553,16 +555,11 @@ def test_a_record_a_check_refuses_is_ignored(etcd, kv, provisioned, caplog, tmp_
         watcher.stop()
 
 
-
 # -- `opendid clients list` ----------------------------------------------------------------------
 
 
 def test_clients_list_shows_etcds_clients_with_the_hosts_winning(etcd, kv, provisioned,
                                                                   tmp_path):
-    from click.testing import CliRunner
-
-    from opendid.cli import main
-
     config = write_test_config(provisioned, tmp_path / "config.yaml", "http://127.0.0.1:1608",
                                [RP_REDIRECT], etcd={"endpoints": [f"http://{etcd.endpoint}"]})
     put(kv, "listed-from-etcd", record(provisioned))
@@ -589,10 +586,6 @@ def test_clients_list_shows_etcds_clients_with_the_hosts_winning(etcd, kv, provi
 
 
 def test_clients_list_says_when_etcd_cannot_be_read(provisioned, tmp_path):
-    from click.testing import CliRunner
-
-    from opendid.cli import main
-
     config = write_test_config(provisioned, tmp_path / "config.yaml", "http://127.0.0.1:1608",
                                [RP_REDIRECT],
                                etcd={"endpoints": [f"http://127.0.0.1:{free_port()}"]})
